@@ -1,0 +1,3 @@
+from hivecast.cli.main import main
+
+raise SystemExit(main())

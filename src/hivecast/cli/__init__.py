@@ -1,0 +1,1 @@
+"""The `hivecast` command line."""

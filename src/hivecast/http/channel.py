@@ -1,0 +1,134 @@
+"""The raw byte channel a connection becomes after `101 Switching Protocols`.
+
+Two ways to read: `set_receiver()` pushes bytes straight from the loop into a sans-I/O core
+(WebSocket's fast path), or `await read()` pulls them. Reading pauses the socket when more than
+`read_limit` bytes wait, and writes are bounded by the connection's write limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from typing import Protocol
+
+from hivecast.net.errors import BufferLimitExceeded, ConnectionReset, NetTimeout
+
+
+class _Owner(Protocol):
+    transport: asyncio.Transport | None
+    peer: tuple[str, int]
+    write_buffer_max: int
+    write_timeout: float
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    async def wait_writable(self) -> None: ...
+
+
+class RawChannel:
+    def __init__(self, owner: _Owner, initial: bytes, read_limit: int) -> None:
+        self._owner = owner
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._eof = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._on_data: Callable[[bytes], None] | None = None
+        self._on_eof: Callable[[], None] | None = None
+        self._read_limit = read_limit
+        self.peer = owner.peer
+        if initial:
+            self._chunks.append(initial)
+            self._buffered = len(initial)
+
+    # -- fed by the connection --
+    def data_received(self, data: bytes) -> None:
+        if self._on_data is not None:
+            self._on_data(data)
+            return
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > self._read_limit:
+            self._owner.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> None:
+        self._eof = True
+        if self._on_eof is not None:
+            self._on_eof()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- used by the protocol that took over --
+    def set_receiver(self, on_data: Callable[[bytes], None], on_eof: Callable[[], None]) -> None:
+        """Push mode: bytes already buffered are delivered first, then every arrival."""
+        self._on_data, self._on_eof = on_data, on_eof
+        while self._chunks:
+            on_data(self._chunks.popleft())
+        self._buffered = 0
+        self._owner.resume_reading()
+        if self._eof:
+            on_eof()
+
+    def pause_reading(self) -> None:
+        self._owner.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._owner.resume_reading()
+
+    async def read(self) -> bytes:
+        """Pull mode: the next bytes, b"" once the peer has closed."""
+        while not self._chunks:
+            if self._eof or self.closed:
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = self._chunks.popleft()
+        self._buffered -= len(data)
+        if self._buffered <= self._read_limit // 2:
+            self._owner.resume_reading()
+        return data
+
+    @property
+    def closed(self) -> bool:
+        t = self._owner.transport
+        return t is None or t.is_closing()
+
+    def write_buffer_size(self) -> int:
+        t = self._owner.transport
+        return 0 if t is None else t.get_write_buffer_size()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        t = self._owner.transport
+        if t is None or t.is_closing():
+            raise ConnectionReset("write on a closed connection", address=self.peer)
+        if t.get_write_buffer_size() + len(data) > self._owner.write_buffer_max:
+            t.abort()
+            raise BufferLimitExceeded("peer reads too slowly: write buffer over the limit", address=self.peer)
+        t.write(data)
+
+    async def drain(self, timeout: float | None = None) -> None:
+        try:
+            async with asyncio.timeout(self._owner.write_timeout if timeout is None else timeout):
+                await self._owner.wait_writable()
+        except TimeoutError:
+            self.abort()
+            raise NetTimeout("write: peer did not read within deadline", address=self.peer) from None
+
+    def close(self) -> None:
+        t = self._owner.transport
+        if t is not None and not t.is_closing():
+            t.close()
+        self._wake()
+
+    def abort(self) -> None:
+        t = self._owner.transport
+        if t is not None:
+            t.abort()
+        self._wake()

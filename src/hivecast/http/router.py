@@ -1,0 +1,39 @@
+"""Prefix routing for the front door: the longest matching prefix wins."""
+
+from __future__ import annotations
+
+from hivecast.http.message import Request, Response
+from hivecast.http.server import Handler
+
+
+async def not_found(request: Request) -> Response:
+    return Response.text("not found\n", status=404)
+
+
+class Router:
+    def __init__(self, fallback: Handler = not_found) -> None:
+        self._exact: dict[str, Handler] = {}
+        self._prefixes: list[tuple[str, Handler]] = []
+        self.fallback = fallback
+
+    def exact(self, path: str, handler: Handler) -> None:
+        self._exact[path] = handler
+
+    def prefix(self, prefix: str, handler: Handler) -> None:
+        """Route every path that starts with `prefix` (give "/live/" to match below /live)."""
+        self._prefixes.append((prefix, handler))
+        self._prefixes.sort(key=lambda item: len(item[0]), reverse=True)
+
+    def resolve(self, path: str) -> tuple[str, Handler]:
+        handler = self._exact.get(path)
+        if handler is not None:
+            return path, handler
+        for prefix, handler in self._prefixes:
+            if path.startswith(prefix):
+                return prefix, handler
+        return "", self.fallback
+
+    async def __call__(self, request: Request) -> Response:
+        prefix, handler = self.resolve(request.path)
+        request.route_prefix = prefix
+        return await handler(request)

@@ -1,0 +1,163 @@
+"""The HTTP server: a listening socket, its connections, their deadlines and counters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import IO
+
+from hivecast.http.message import Request, Response
+from hivecast.http.protocol import HttpConnection
+from hivecast.net.errors import translate_os_error
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request], Awaitable[Response]]
+Observer = Callable[[Request, int, float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    max_connections: int = 10_000
+    idle_timeout: float = 60.0
+    header_timeout: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    max_body_bytes: int = 64 * 1024 * 1024
+    read_buffer: int = 256 * 1024
+    write_buffer_high: int = 1024 * 1024
+    write_buffer_max: int = 8 * 1024 * 1024
+    write_timeout: float = 30.0
+
+
+class HttpServer:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        host: str,
+        port: int,
+        limits: HttpLimits | None = None,
+        observer: Observer | None = None,
+        name: str = "http",
+        reuse_port: bool = False,
+    ) -> None:
+        self.handler = handler
+        self.host = host
+        self.requested_port = port
+        self.limits = limits or HttpLimits()
+        self.name = name
+        self._observer = observer
+        self._reuse_port = reuse_port
+        self._server: asyncio.Server | None = None
+        self._connections: set[HttpConnection] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.closing = False
+        self.connections_rejected = 0
+        self.rejected_requests: dict[int, int] = {}
+        self._sendfile_ok = True
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError(f"{self.name} server is not listening")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def active_connections(self) -> int:
+        return len(self._connections)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(
+                lambda: HttpConnection(self),
+                self.host,
+                self.requested_port,
+                reuse_address=True,
+                reuse_port=self._reuse_port or None,
+                backlog=2048,
+            )
+        except OSError as exc:
+            raise translate_os_error(exc, (self.host, self.requested_port), action=f"{self.name} listen") from None
+        self._sweeper = loop.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for conn in list(self._connections):
+                conn.check_deadlines(now)
+
+    # ---- called by connections ----
+    def register(self, conn: HttpConnection) -> bool:
+        if self.closing or len(self._connections) >= self.limits.max_connections:
+            self.connections_rejected += 1
+            return False
+        self._connections.add(conn)
+        return True
+
+    def unregister(self, conn: HttpConnection) -> None:
+        self._connections.discard(conn)
+
+    def upgraded(self, conn: HttpConnection) -> None:
+        """An upgraded connection leaves our deadlines to the protocol that took it over."""
+
+    def count_rejected(self, status: int) -> None:
+        self.rejected_requests[status] = self.rejected_requests.get(status, 0) + 1
+
+    def observe(self, request: Request, status: int, seconds: float) -> None:
+        if self._observer is not None:
+            self._observer(request, status, seconds)
+
+    async def send_file(self, conn: HttpConnection, fh: IO[bytes], offset: int, length: int) -> None:
+        transport = conn.transport
+        assert transport is not None
+        if self._sendfile_ok:
+            try:
+                # Let what is queued go first: sendfile writes to the socket directly.
+                await conn._drain()
+                await asyncio.get_running_loop().sendfile(transport, fh, offset, length, fallback=False)
+                return
+            except (NotImplementedError, RuntimeError, asyncio.SendfileNotAvailableError):
+                self._sendfile_ok = False
+        fd = fh.fileno()
+        end = offset + length
+        while offset < end:
+            chunk = os.pread(fd, min(256 * 1024, end - offset), offset)
+            if not chunk:
+                raise ConnectionResetError("file shrank while being sent")
+            if transport.is_closing():
+                raise ConnectionResetError("client went away")
+            transport.write(chunk)
+            offset += len(chunk)
+            await conn._drain()
+
+    async def close(self, grace: float = 1.0) -> None:
+        """Stop accepting, let in-flight requests finish for `grace` seconds, then cut the rest."""
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        deadline = time.monotonic() + grace
+        for conn in list(self._connections):
+            if not conn.busy and conn.channel is None and conn.transport is not None:
+                conn.transport.close()
+        while self._connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(self._connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                    await self._server.wait_closed()
+        self._server = None

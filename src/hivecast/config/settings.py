@@ -48,6 +48,14 @@ class LimitsSettings(Section):
         )
 
 
+class AuthSettings(Section):
+    """Signing secret for access tokens; generated into the data dir when not set (set it on every node of a cluster)."""
+
+    jwt_secret: str | None = Field(None, min_length=32)
+    access_token_ttl: Seconds = 900.0
+    refresh_token_ttl: Seconds = 30 * 86_400.0
+
+
 class Settings(Section):
     role: Role = "serve"
     host: str = Field("0.0.0.0", min_length=1, description="address every listener binds to")
@@ -63,6 +71,7 @@ class Settings(Section):
     open_publish: bool = False
     demo: bool = False
     limits: LimitsSettings = LimitsSettings()
+    auth: AuthSettings = AuthSettings()
 
     @field_validator("origin_url", "parent_url")
     @classmethod

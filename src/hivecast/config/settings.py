@@ -53,7 +53,7 @@ class AuthSettings(Section):
 
     jwt_secret: str | None = Field(None, min_length=32)
     access_token_ttl: Seconds = 900.0
-    refresh_token_ttl: Seconds = 30 * 86_400.0
+    refresh_token_ttl: float = Field(30 * 86_400.0, gt=0)
 
 
 class Settings(Section):

@@ -53,7 +53,7 @@ def error_response(status: int, message: str) -> Response:
 
 
 class _Incoming:
-    __slots__ = ("header_bytes", "headers", "url")
+    __slots__ = ("headers", "header_bytes", "url")
 
     def __init__(self) -> None:
         self.url = b""

@@ -157,18 +157,17 @@ class LiveReader:
             raise StreamEnded(self.stream.name)
         return None
 
-    async def get(self, timeout: float | None = None) -> AccessUnit:
-        """The next access unit; raises StreamEnded after the publisher left, TimeoutError on timeout."""
-        async with asyncio.timeout(timeout):
-            while True:
-                au = self.get_nowait()
-                if au is not None:
-                    return au
-                self._waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
+    async def get(self) -> AccessUnit:
+        """The next access unit; raises StreamEnded after the publisher left (wrap in asyncio.timeout)."""
+        while True:
+            au = self.get_nowait()
+            if au is not None:
+                return au
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     def close(self) -> None:
         if not self.closed:

@@ -230,10 +230,10 @@ class StreamRelay:
             for rt, sr in reader.sender_reports(time.time(), initial=True):
                 reader.send_rtcp(rt, sr)
         for au in self.stream.gop_snapshot():
-            rt = reader.tracks.get(au.track)
-            if rt is not None:
+            track = reader.tracks.get(au.track)
+            if track is not None:
                 packets, pt, ts = self.packetize(au)
-                reader.send(rt, packets, pt, ts, au)
+                reader.send(track, packets, pt, ts, au)
 
     def remove_reader(self, session_id: str) -> None:
         self.readers.pop(session_id, None)

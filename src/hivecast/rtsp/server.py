@@ -334,7 +334,8 @@ class RtspServer:
         track = None
         for t in session.announced:
             ctl = (t.control or "").rstrip("/").rsplit("/", 1)[-1]
-            if ctl and ctl in (wanted, control):
+            # ffmpeg appends the control after any query string (".../name?key=k/streamid=0").
+            if ctl and (ctl in (wanted, control) or req.uri.rstrip("/").endswith("/" + ctl)):
                 track = t
         if track is None:
             raise StreamNotFound(f"no announced track for {req.uri[:100]!r}")
@@ -379,7 +380,7 @@ class RtspServer:
             for info in tracks:
                 session.receivers[info.id] = TrackReceiver(info, session.clock, reorder=not session.tcp)
             stream = session.publisher.stream
-            stream.extra_readers = lambda s=session.name: self._reader_count(s)
+            self._count_readers(stream.name)
         return Response(200, Headers([("Session", self._session_header(session))]))
 
     async def _on_play(self, ctx: ConnContext, req: Request) -> Response:
@@ -399,24 +400,36 @@ class RtspServer:
             if relay is not None:
                 relay.close()
             relay = self.relays[session.name] = StreamRelay(stream, mtu=self.settings.mtu)
-            stream.extra_readers = lambda s=session.name: self._reader_count(s)
+            self._count_readers(stream.name)
         if session.reader is None:
-            rtp = self.rtp
-            session.reader = RelayReader(
-                session.id, session.reader_tracks,
-                udp_send=rtp.transport.sendto if rtp is not None and rtp.transport is not None else None,
-                udp_buffered=rtp.transport.get_write_buffer_size if rtp is not None and rtp.transport else None,
-                tcp=ctx.conn.transport if session.tcp else None,
-                max_buffer=self.settings.reader_buffer_bytes, write_timeout=self.settings.write_timeout,
-                on_stuck=lambda s=session: self._close_session(s, "reader too slow", abort=True),
-                send_rtcp=lambda rt, data, s=session: self._send_rtcp(s, rt.channel + 1, rt.udp_rtcp, data))
+            session.reader = self._relay_reader(session)
         base = req.uri.split("?", 1)[0].rstrip("/")
         rtp_info = ",".join(f"url={base}/{control_for(rt.track.id)};seq={rt.seq}"
                             for rt in session.reader_tracks.values())
         if not was_playing:
-            ctx.after_response.append(lambda r=relay, reader=session.reader: r.add_reader(reader))
+            reader = session.reader
+            ctx.after_response.append(lambda: relay.add_reader(reader))
         return Response(200, Headers([("Range", "npt=0.000-"), ("RTP-Info", rtp_info),
                                       ("Session", self._session_header(session))]))
+
+    def _relay_reader(self, session: ServerSession) -> RelayReader:
+        rtp = self.rtp.transport if self.rtp is not None else None
+
+        def buffered() -> int:
+            return int(rtp.get_write_buffer_size()) if rtp is not None else 0  # type: ignore[attr-defined]
+
+        def stuck() -> None:
+            self._close_session(session, "reader too slow", abort=True)
+
+        def send_rtcp(rt: ReaderTrack, data: bytes) -> None:
+            self._send_rtcp(session, rt.channel + 1, rt.udp_rtcp, data)
+
+        return RelayReader(
+            session.id, session.reader_tracks,
+            udp_send=rtp.sendto if rtp is not None else None, udp_buffered=buffered,
+            tcp=session.ctx.conn.transport if session.tcp else None,
+            max_buffer=self.settings.reader_buffer_bytes, write_timeout=self.settings.write_timeout,
+            on_stuck=stuck, send_rtcp=send_rtcp)
 
     async def _on_pause(self, ctx: ConnContext, req: Request) -> Response:
         session = self._session(ctx, req)
@@ -479,6 +492,11 @@ class RtspServer:
             session.publisher.send(au)
 
     # --- sessions --------------------------------------------------------------------------
+    def _count_readers(self, name: str) -> None:
+        stream = self.registry.get(name)
+        if stream is not None:
+            stream.extra_readers = lambda: self._reader_count(name)
+
     def _reader_count(self, name: str) -> int:
         relay = self.relays.get(name)
         return len(relay.readers) if relay is not None else 0

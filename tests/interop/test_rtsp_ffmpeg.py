@@ -12,7 +12,6 @@ import contextlib
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -47,9 +46,9 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
             await proc.wait()
 
 
-async def wait_live(node: Node, name: str, timeout: float = 15) -> None:
+async def wait_live(node: Node, name: str, limit: float = 15) -> None:
     registry = node.services["live_registry"]
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(limit):
         while True:
             stream = registry.get(name)
             if stream is not None and stream.units > 10:
@@ -119,7 +118,7 @@ async def test_publish_key_required_without_open_publish(node_factory: Any, ffmp
     node = await node_factory(rtsp={"publish_keys": {"live/keyed": "s3cret"}})
     wrong = await start_publisher(ffmpeg_exe, rtsp_url(node, "live/keyed", "?key=nope"), "tcp", seconds=3)
     async with asyncio.timeout(20):
-        _, err = await wrong.communicate()
+        await wrong.communicate()
     assert wrong.returncode != 0 and node.services["live_registry"].get("live/keyed") is None
     none = await start_publisher(ffmpeg_exe, rtsp_url(node, "live/keyed"), "tcp", seconds=3)
     async with asyncio.timeout(20):
@@ -183,7 +182,7 @@ async def test_tshark_sees_no_malformed_packets(node_factory: Any, ffmpeg_exe: s
         async with asyncio.timeout(10):
             await capture.wait()
     decode = ["-d", f"udp.port=={rtp_port},rtp", "-d", f"udp.port=={rtp_port + 1},rtcp", "-d", f"tcp.port=={port},rtsp"]
-    counts = subprocess.run([tshark_exe, "-r", str(cap), *decode, "-T", "fields", "-e", "_ws.col.Protocol"],
+    counts = await asyncio.to_thread(subprocess.run, [tshark_exe, "-r", str(cap), *decode, "-T", "fields", "-e", "_ws.col.Protocol"],
                             capture_output=True, text=True, timeout=60)
     protocols = set(counts.stdout.split())
     assert {"RTSP", "RTP", "RTCP"} <= protocols, protocols
@@ -191,7 +190,7 @@ async def test_tshark_sees_no_malformed_packets(node_factory: Any, ffmpeg_exe: s
     # flags libx264's SPS as malformed; ffmpeg's own ANNOUNCE trips it the same way. That SPS is the
     # encoder's, carried verbatim, so descriptions carrying it are judged by the other checks only.
     sprop = 'sdp.fmtp.parameter contains "sprop-parameter-sets"'
-    malformed = subprocess.run([tshark_exe, "-r", str(cap), *decode, "-Y",
+    malformed = await asyncio.to_thread(subprocess.run, [tshark_exe, "-r", str(cap), *decode, "-Y",
                                 f"(_ws.malformed or _ws.expert.severity >= error) and not ({sprop})"],
                                capture_output=True, text=True, timeout=60)
     assert malformed.returncode == 0 and malformed.stdout.strip() == "", malformed.stdout[:2000]

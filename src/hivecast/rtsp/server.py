@@ -165,7 +165,11 @@ class RtspServer:
                                max_body_bytes=self.settings.max_request_bytes)
         try:
             while True:
-                timeout = self.settings.session_timeout if ctx.sessions else self.settings.request_timeout
+                timeout: float | None = self.settings.request_timeout
+                if any(_streams_over_tcp(s) for s in ctx.sessions.values()):
+                    timeout = None  # a dead TCP reader shows as a full socket: the write deadline ends it
+                elif ctx.sessions:
+                    timeout = self.settings.session_timeout
                 data = await conn.read(65536, timeout=timeout)
                 if not data:
                     return
@@ -565,7 +569,7 @@ class RtspServer:
     def tick(self, mono: float, wall: float) -> None:
         timeout = self.settings.session_timeout
         for session in list(self.sessions.values()):
-            if mono - session.last_activity > timeout:
+            if mono - session.last_activity > timeout and not _streams_over_tcp(session):
                 self._close_session(session, "session timeout", abort=True)
         # Streams that went offline under their readers (demo stopped, pulled source lost).
         for name, relay in list(self.relays.items()):
@@ -612,3 +616,7 @@ class RtspServer:
         info = self.registry.info(name) or {}
         return list(info.get("qos", {}).get("rtsp_reader_sessions", []))
 
+
+def _streams_over_tcp(session: ServerSession) -> bool:
+    """A playing TCP session proves it is alive by taking our media; it needs no keep-alive."""
+    return bool(session.tcp) and session.kind == "play" and session.state == State.PLAYING

@@ -194,3 +194,12 @@ async def test_tshark_sees_no_malformed_packets(node_factory: Any, ffmpeg_exe: s
                                 f"(_ws.malformed or _ws.expert.severity >= error) and not ({sprop})"],
                                capture_output=True, text=True, timeout=60)
     assert malformed.returncode == 0 and malformed.stdout.strip() == "", malformed.stdout[:2000]
+
+
+async def test_demo_channel_plays_in_ffmpeg(node_factory: Any, ffmpeg_exe: str) -> None:
+    node = await node_factory(demo=True)
+    await wait_live(node, "demo")
+    info = node.services["live_registry"].info("demo")
+    assert info["source"] == "demo" and info["tracks"][0]["width"] == 640
+    result = await read_with_ffmpeg(ffmpeg_exe, rtsp_url(node, "demo"), "tcp", 3)
+    assert_decoded(result, 3)

@@ -203,3 +203,52 @@ async def test_demo_channel_plays_in_ffmpeg(node_factory: Any, ffmpeg_exe: str) 
     assert info["source"] == "demo" and info["tracks"][0]["width"] == 640
     result = await read_with_ffmpeg(ffmpeg_exe, rtsp_url(node, "demo"), "tcp", 3)
     assert_decoded(result, 3)
+
+
+GST_SERVER = Path(__file__).parent / "peers" / "gst_rtsp_server.py"
+
+
+def gst_available() -> str | None:
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
+                            "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+                            "assert Gst.ElementFactory.find('tsdemux') and Gst.ElementFactory.find('rtph264pay')"],
+                           capture_output=True, text=True, timeout=30) if Path("/usr/bin/python3").exists() else None
+    if probe is None or probe.returncode != 0:
+        return (probe.stderr.strip().splitlines() or ["no /usr/bin/python3"])[-1] if probe else "no /usr/bin/python3"
+    return None
+
+
+async def test_our_client_pulls_from_gstreamer_rtsp_server(node_factory: Any, ffmpeg_exe: str) -> None:
+    """ffmpeg cannot serve RTSP PLAY, so the third-party source is gst-rtsp-server fed by ffmpeg."""
+    reason = await asyncio.to_thread(gst_available)
+    if reason:
+        pytest.skip(f"gst-rtsp-server not usable: {reason}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        gst_port = s.getsockname()[1]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        ts_port = s.getsockname()[1]
+    gst = await asyncio.create_subprocess_exec("/usr/bin/python3", str(GST_SERVER), str(gst_port), "/src", str(ts_port),
+                                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                               stderr=subprocess.DEVNULL)
+    feeder = await asyncio.create_subprocess_exec(
+        ffmpeg_exe, "-hide_banner", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=20",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=20", "-c:v", "libx264", "-preset",
+        "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts",
+        f"udp://127.0.0.1:{ts_port}?pkt_size=1316", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        assert gst.stdout is not None
+        async with asyncio.timeout(20):
+            assert (await gst.stdout.readline()).strip() == b"ready"
+        node = await node_factory(rtsp={"pull": {"from-gst": f"rtsp://127.0.0.1:{gst_port}/src"}})
+        await wait_live(node, "from-gst", limit=40)
+        stream = node.services["live_registry"].get("from-gst")
+        assert sorted(t.codec for t in stream.tracks) == ["aac", "h264"]
+        # And what we pulled plays back from our server in ffmpeg.
+        result = await read_with_ffmpeg(ffmpeg_exe, rtsp_url(node, "from-gst"), "tcp", 3)
+        assert_decoded(result, 3)
+    finally:
+        await stop(feeder)
+        await stop(gst)

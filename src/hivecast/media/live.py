@@ -309,13 +309,13 @@ class LiveRegistry:
 
     def publish(self, name: str, tracks: list[TrackInfo], *, source: str = "", replace: bool | None = None) -> Publisher:
         """Go live on `name`; raises StreamBusyError when a publisher holds it (unless replacing)."""
-        stream = self._streams.get(name)
-        if stream is None:
-            stream = self._streams[name] = LiveStream(self, name)
-        if stream.state == "live":
+        current = self._streams.get(name)
+        if current is not None and current.state == "live":
             if not (self.allow_replace if replace is None else replace):
                 raise StreamBusyError(f"stream {name!r} already has a publisher")
-            self._go_offline(stream)
+            self._go_offline(current)
+        # Every publishing session gets a fresh stream object: handles and sinks of the old one go stale.
+        stream = self._streams[name] = LiveStream(self, name)
         stream._generation += 1
         stream.tracks = list(tracks)
         stream.state = "live"

@@ -267,6 +267,13 @@ def run_swarm(url: str, n: int, seconds: float, warmup: float) -> dict[str, Any]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def anchor(ffmpeg: str, url: str) -> subprocess.Popen[bytes]:
+    """One reader held for the whole run (not counted), so the shared media is never torn down and
+    prepared again between steps: gst-rtsp-server 1.22 can hang when a crowd joins during that."""
+    return spawn([ffmpeg, "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-map", "0", "-c", "copy", "-f", "null", "-"],
+                 1, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def ladder_run(name: str, url: str, ladder: list[int], seconds: float, warmup: float, stream_bps: float,
                server: subprocess.Popen[bytes]) -> int:
     best = 0
@@ -337,14 +344,18 @@ def main() -> None:
             pub = spawn([ffmpeg, "-v", "error", "-re", "-stream_loop", "-1", "-i", str(clip.with_suffix(".mkv")),
                          "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", url], 1)
             time.sleep(3)
-            results["ours"] = ladder_run("ours", url, ladder, args.seconds, args.warmup, stream_bps * 0.97, server)
+            held = anchor(ffmpeg, url)
+            try:
+                results["ours"] = ladder_run("ours", url, ladder, args.seconds, args.warmup, stream_bps * 0.97, server)
+            finally:
+                stop(held)
         finally:
             if pub is not None:
                 stop(pub)
             stop(server)
     if args.only in (None, "gst"):
         port, ts_port = free_port(), free_port(socket.SOCK_DGRAM)
-        server = spawn(["/usr/bin/python3", str(GST_SERVER), str(port), "/bench", str(ts_port), "--hold"], 0,
+        server = spawn(["/usr/bin/python3", str(GST_SERVER), str(port), "/bench", str(ts_port)], 0,
                        stdout=subprocess.DEVNULL)
         feed = None
         try:
@@ -353,7 +364,12 @@ def main() -> None:
                           "-f", "mpegts", f"udp://127.0.0.1:{ts_port}?pkt_size=1316"], 1)
             time.sleep(3)
             url = f"rtsp://127.0.0.1:{port}/bench"
-            results["gst"] = ladder_run("gst", url, ladder, args.seconds, args.warmup, stream_bps * 0.97, server)
+            held = anchor(ffmpeg, url)
+            time.sleep(3)
+            try:
+                results["gst"] = ladder_run("gst", url, ladder, args.seconds, args.warmup, stream_bps * 0.97, server)
+            finally:
+                stop(held)
         finally:
             if feed is not None:
                 stop(feed)

@@ -113,9 +113,9 @@ class DemoEncoder:
                               "bf": "0", "threads": "1", "repeat-headers": "1", "x264-params": "repeat-headers=1"}
         self.video.open()
         self.audio = av.CodecContext.create("aac", "w")
-        self.audio.sample_rate = sample_rate  # type: ignore[attr-defined]
-        self.audio.layout = "mono"  # type: ignore[attr-defined]
-        self.audio.format = "fltp"  # type: ignore[attr-defined]
+        self.audio.sample_rate = sample_rate
+        self.audio.layout = "mono"
+        self.audio.format = "fltp"
         self.audio.bit_rate = 64_000
         self.audio.time_base = Fraction(1, sample_rate)
         self.audio.open()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -106,6 +107,11 @@ class RtspServer:
         self._udp_rtp_sources: dict[tuple[str, int], tuple[ServerSession, int]] = {}
         self._udp_rtcp_sources: dict[tuple[str, int], tuple[ServerSession, int]] = {}
         self._tick_task: asyncio.Task[None] | None = None
+        # A second handle on the RTP socket for the fan-out: a non-blocking sendto straight to the
+        # kernel, so a full socket drops that datagram (counted) instead of queueing in user space,
+        # where one burst would hold back every reader behind a shared buffer.
+        self._rtp_send_sock: socket.socket | None = None
+        self.udp_send_drops = 0
         self.protocol_errors = 0
         self.requests = 0
 
@@ -136,6 +142,10 @@ class RtspServer:
                 try:
                     self.rtcp = await open_udp(host, port + 1, on_datagram=self._on_rtcp_datagram)
                     self.rtp = rtp
+                    assert rtp.transport is not None
+                    fd = rtp.transport.get_extra_info("socket").fileno()
+                    self._rtp_send_sock = socket.fromfd(fd, socket.AF_INET, socket.SOCK_DGRAM)
+                    self._rtp_send_sock.setblocking(False)
                     return
                 except NetError:
                     if requested:
@@ -145,6 +155,17 @@ class RtspServer:
             if requested:
                 raise UnsupportedTransport(f"rtp_port {requested} must be even")
         raise RuntimeError("could not find a free UDP port pair for RTP/RTCP")
+
+    def _udp_send(self, data: bytes, addr: tuple[str, int]) -> None:
+        sock = self._rtp_send_sock
+        if sock is None:
+            return
+        try:
+            sock.sendto(data, addr)
+        except BlockingIOError:
+            self.udp_send_drops += 1
+        except OSError:
+            pass  # e.g. ICMP-reported errors: the session timeout handles a vanished reader
 
     async def close(self) -> None:
         if self._tick_task is not None:
@@ -157,6 +178,9 @@ class RtspServer:
         for ep in (self.rtp, self.rtcp):
             if ep is not None:
                 ep.close()
+        if self._rtp_send_sock is not None:
+            self._rtp_send_sock.close()
+            self._rtp_send_sock = None
 
     # --- connections -----------------------------------------------------------------------
     async def _handle(self, conn: Connection) -> None:
@@ -417,11 +441,6 @@ class RtspServer:
                                       ("Session", self._session_header(session))]))
 
     def _relay_reader(self, session: ServerSession) -> RelayReader:
-        rtp = self.rtp.transport if self.rtp is not None else None
-
-        def buffered() -> int:
-            return int(rtp.get_write_buffer_size()) if rtp is not None else 0  # type: ignore[attr-defined]
-
         def stuck() -> None:
             self._close_session(session, "reader too slow", abort=True)
 
@@ -430,7 +449,7 @@ class RtspServer:
 
         return RelayReader(
             session.id, session.reader_tracks,
-            udp_send=rtp.sendto if rtp is not None else None, udp_buffered=buffered,
+            udp_send=self._udp_send,
             tcp=session.ctx.conn.transport if session.tcp else None,
             max_buffer=self.settings.reader_buffer_bytes, write_timeout=self.settings.write_timeout,
             on_stuck=stuck, send_rtcp=send_rtcp)

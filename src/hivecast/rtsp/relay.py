@@ -86,6 +86,8 @@ class RelayReader:
 
     def _buffered(self) -> int:
         if self.tcp is not None:
+            if self.tcp.is_closing():
+                raise ConnectionError("reader's connection is closed")
             return self.tcp.get_write_buffer_size()
         return 0  # UDP: the kernel drops for us; nothing queues in user space
 
@@ -211,7 +213,18 @@ class StreamRelay:
         for reader in list(self.readers.values()):
             rt = reader.tracks.get(au.track)
             if rt is not None:
-                reader.send(rt, packets, pt, ts, au)
+                self._send(reader, rt, packets, pt, ts, au)
+
+    def _send(self, reader: RelayReader, rt: ReaderTrack, packets: list[tuple[bytes, bool]], pt: int, ts: int,
+              au: AccessUnit) -> None:
+        """One reader's failure (a transport closed under us) must never reach the publisher."""
+        try:
+            reader.send(rt, packets, pt, ts, au)
+        except Exception as exc:
+            log.debug("relay %s: dropping reader %s: %r", self.stream.name, reader.session_id, exc)
+            self.readers.pop(reader.session_id, None)
+            if reader.on_stuck is not None:
+                reader.on_stuck()
 
     def rtp_time(self, track_id: int, wall: float) -> int:
         track = self._tracks.get(track_id)
@@ -232,7 +245,7 @@ class StreamRelay:
             track = reader.tracks.get(au.track)
             if track is not None:
                 packets, pt, ts = self.packetize(au)
-                reader.send(track, packets, pt, ts, au)
+                self._send(reader, track, packets, pt, ts, au)
 
     def remove_reader(self, session_id: str) -> None:
         self.readers.pop(session_id, None)

@@ -436,7 +436,12 @@ class RtspServer:
                             for rt in session.reader_tracks.values())
         if not was_playing:
             reader = session.reader
-            ctx.after_response.append(lambda: relay.add_reader(reader))
+
+            def start_reader() -> None:
+                if not session.closed and session.state == State.PLAYING:
+                    relay.add_reader(reader)
+
+            ctx.after_response.append(start_reader)
         return Response(200, Headers([("Range", "npt=0.000-"), ("RTP-Info", rtp_info),
                                       ("Session", self._session_header(session))]))
 

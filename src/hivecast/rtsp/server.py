@@ -56,6 +56,7 @@ from hivecast.rtsp.transport import TransportSpec, parse_transport
 log = logging.getLogger(__name__)
 
 Authorize = Callable[[str, str | None], Awaitable[bool]]
+PLAYING_TCP_READ_TIMEOUT = 86_400.0
 PUBLIC = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, PAUSE, RECORD, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 
 
@@ -191,7 +192,8 @@ class RtspServer:
             while True:
                 timeout: float | None = self.settings.request_timeout
                 if any(_streams_over_tcp(s) for s in ctx.sessions.values()):
-                    timeout = None  # a dead TCP reader shows as a full socket: the write deadline ends it
+                    # A dead TCP reader shows as a full socket, and the write deadline ends it.
+                    timeout = PLAYING_TCP_READ_TIMEOUT
                 elif ctx.sessions:
                     timeout = self.settings.session_timeout
                 data = await conn.read(65536, timeout=timeout)

@@ -27,12 +27,13 @@ def rtsp_url(node: Node, name: str, query: str = "") -> str:
     return f"rtsp://127.0.0.1:{node.services['rtsp_port']}/{name}{query}"
 
 
-async def start_publisher(ffmpeg: str, url: str, transport: str, seconds: float = 14) -> asyncio.subprocess.Process:
+async def start_publisher(ffmpeg: str, url: str, transport: str, seconds: float = 14,
+                          video: tuple[str, ...] = ("libx264", "-tune", "zerolatency")) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         ffmpeg, "-hide_banner", "-v", "error", "-re",
         "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}",
         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
+        "-c:v", *video, "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-b:a", "64k", "-f", "rtsp", "-rtsp_transport", transport, url,
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -252,3 +253,16 @@ async def test_our_client_pulls_from_gstreamer_rtsp_server(node_factory: Any, ff
     finally:
         await stop(feeder)
         await stop(gst)
+
+
+async def test_h265_publish_and_read(live_node: Node, ffmpeg_exe: str) -> None:
+    url = rtsp_url(live_node, "live/hevc")
+    publisher = await start_publisher(ffmpeg_exe, url, "tcp", seconds=10,
+                                      video=("libx265", "-x265-params", "log-level=error:bframes=0"))
+    try:
+        await wait_live(live_node, "live/hevc")
+        stream = live_node.services["live_registry"].get("live/hevc")
+        assert stream.tracks[0].codec == "h265" and stream.tracks[0].vps
+        assert_decoded(await read_with_ffmpeg(ffmpeg_exe, url, "tcp", 3), 3)
+    finally:
+        await stop(publisher)

@@ -247,7 +247,7 @@ class PullSource:
             sd = await client.describe()
             tracks: list[AnnouncedTrack] = [t for t in tracks_from_sdp(sd) if t.info is not None]
             if not tracks:
-                raise ClientError("source has no H.264 or AAC track")
+                raise ClientError("source has no H.264, H.265 or AAC track")
             clock = StreamClock()
             channel = 0
             for t in tracks:

@@ -6,9 +6,10 @@ Used by the server for ANNOUNCE/RECORD publishers and by the client when it pull
 from __future__ import annotations
 
 from hivecast.media.live import AccessUnit, TrackInfo
-from hivecast.rtp import MalformedPacket, PayloadError, ReceiverStats, RtpPacket
+from hivecast.rtp import MalformedPacket, PayloadError, ReceiverStats, RtpPacket, h265
 from hivecast.rtp.aac import AacDepacketizer
 from hivecast.rtp.h264 import NAL_PPS, NAL_SPS, H264Depacketizer, annexb_join, nal_type
+from hivecast.rtp.h265 import H265Depacketizer
 from hivecast.rtp.jitterbuffer import JitterBuffer
 from hivecast.rtp.rtcp import ReceiverReport, RtcpPacket, SdesChunk, SenderReport, SourceDescription
 
@@ -33,6 +34,8 @@ class TrackReceiver:
         self.jitter = JitterBuffer(capacity=256, latency=0.15) if reorder else None
         self._h264 = H264Depacketizer() if info.codec == "h264" else None
         self._aac = AacDepacketizer() if info.codec == "aac" else None
+        self._h265 = H265Depacketizer() if info.codec == "h265" else None
+        self.vps = info.vps
         self._first_ts: int | None = None
         self._last_ext_ts = 0
         self._start_offset = 0
@@ -102,6 +105,23 @@ class TrackReceiver:
                         nals = [self.sps, self.pps, *nals]  # keyframes carry their parameter sets in band
                     pts = self._pts(au.timestamp, now)
                     out.append(AccessUnit(self.info.id, "h264", pts, pts, self.info.clock_rate, key,
+                                          annexb_join(nals)))
+            elif self._h265 is not None:
+                for au in self._h265.push(pkt.payload, pkt.timestamp, pkt.marker, pkt.sequence_number):
+                    nals = au.nals
+                    for n in nals:
+                        kind = h265.nal_type(n)
+                        if kind == h265.NAL_VPS:
+                            self.vps = n
+                        elif kind == h265.NAL_SPS:
+                            self.sps = n
+                        elif kind == h265.NAL_PPS:
+                            self.pps = n
+                    key = h265.is_keyframe(nals)
+                    if key and not any(h265.nal_type(n) == h265.NAL_SPS for n in nals) and self.sps and self.pps:
+                        nals = [x for x in (self.vps, self.sps, self.pps) if x] + nals
+                    pts = self._pts(au.timestamp, now)
+                    out.append(AccessUnit(self.info.id, "h265", pts, pts, self.info.clock_rate, key,
                                           annexb_join(nals)))
             elif self._aac is not None:
                 for frame in self._aac.push(pkt.payload, pkt.timestamp, pkt.marker, pkt.sequence_number):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from hivecast.media.live import AccessUnit, LiveStream, TrackInfo
 from hivecast.rtp.aac import AacPacketizer
 from hivecast.rtp.h264 import H264Packetizer, annexb_split
+from hivecast.rtp.h265 import H265Packetizer
 from hivecast.rtp.rtcp import (
     ReceiverReport,
     RtcpPacket,
@@ -182,6 +183,7 @@ class StreamRelay:
         self.mtu = mtu
         self._h264 = H264Packetizer(mtu)
         self._aac = AacPacketizer(mtu)
+        self._h265 = H265Packetizer(mtu)
         self._offsets = {t.id: random.getrandbits(32) for t in stream.tracks}
         # Wall-clock instant of media time zero, so SRs of every track map to one clock (lip sync).
         self._epoch_wall = time.time() - (time.monotonic() - stream.started_at)
@@ -200,6 +202,8 @@ class StreamRelay:
         ts = (au.pts + self._offsets.get(au.track, 0)) & 0xFFFFFFFF
         if au.codec == "h264":
             return self._h264.packetize(annexb_split(au.data)), VIDEO_PT, ts
+        if au.codec == "h265":
+            return self._h265.packetize(annexb_split(au.data)), VIDEO_PT, ts
         if au.codec == "aac":
             return self._aac.packetize(au.data), AUDIO_PT, ts
         return [], 0, ts

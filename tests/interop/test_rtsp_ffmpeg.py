@@ -28,13 +28,14 @@ def rtsp_url(node: Node, name: str, query: str = "") -> str:
 
 
 async def start_publisher(ffmpeg: str, url: str, transport: str, seconds: float = 14,
-                          video: tuple[str, ...] = ("libx264", "-tune", "zerolatency")) -> asyncio.subprocess.Process:
+                          video: tuple[str, ...] = ("libx264", "-tune", "zerolatency"),
+                          audio: tuple[str, ...] = ("aac", "-b:a", "64k")) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         ffmpeg, "-hide_banner", "-v", "error", "-re",
         "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}",
         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
         "-c:v", *video, "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", "64k", "-f", "rtsp", "-rtsp_transport", transport, url,
+        "-c:a", *audio, "-f", "rtsp", "-rtsp_transport", transport, url,
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -255,14 +256,15 @@ async def test_our_client_pulls_from_gstreamer_rtsp_server(node_factory: Any, ff
         await stop(gst)
 
 
-async def test_h265_publish_and_read(live_node: Node, ffmpeg_exe: str) -> None:
+async def test_h265_and_opus_publish_and_read(live_node: Node, ffmpeg_exe: str) -> None:
     url = rtsp_url(live_node, "live/hevc")
     publisher = await start_publisher(ffmpeg_exe, url, "tcp", seconds=10,
-                                      video=("libx265", "-x265-params", "log-level=error:bframes=0"))
+                                      video=("libx265", "-x265-params", "log-level=error:bframes=0"),
+                                      audio=("libopus", "-b:a", "64k"))
     try:
         await wait_live(live_node, "live/hevc")
         stream = live_node.services["live_registry"].get("live/hevc")
-        assert stream.tracks[0].codec == "h265" and stream.tracks[0].vps
+        assert [t.codec for t in stream.tracks] == ["h265", "opus"] and stream.tracks[0].vps
         assert_decoded(await read_with_ffmpeg(ffmpeg_exe, url, "tcp", 3), 3)
     finally:
         await stop(publisher)

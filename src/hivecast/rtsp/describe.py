@@ -22,6 +22,7 @@ from hivecast.rtsp.sdp import MediaDescription, SessionDescription
 
 VIDEO_PT = 96
 AUDIO_PT = 97
+OPUS_PT = 111
 
 
 def control_for(track_id: int) -> str:
@@ -49,6 +50,10 @@ def describe(tracks: list[TrackInfo], *, name: str = "hivecast", origin_ip: str 
                 attrs.append(("fmtp", f"{VIDEO_PT} {sprops}"))
             attrs.append(("control", control_for(t.id)))
             sd.media.append(MediaDescription("video", 0, "RTP/AVP", [str(VIDEO_PT)], attrs))
+        elif t.codec == "opus":
+            sd.media.append(MediaDescription("audio", 0, "RTP/AVP", [str(OPUS_PT)], [
+                ("rtpmap", f"{OPUS_PT} opus/48000/2"),
+                ("fmtp", f"{OPUS_PT} sprop-stereo={1 if t.channels == 2 else 0}"), ("control", control_for(t.id))]))
         elif t.codec == "aac":
             sd.media.append(MediaDescription("audio", 0, "RTP/AVP", [str(AUDIO_PT)], [
                 ("rtpmap", f"{AUDIO_PT} MPEG4-GENERIC/{t.clock_rate}/{t.channels or 2}"),
@@ -90,6 +95,9 @@ def tracks_from_sdp(sd: SessionDescription) -> list[AnnouncedTrack]:
             elif m.media == "video" and encoding == "H265":
                 vps, sps, pps = (_b64(fmtp.get(f"sprop-{k}", "")) for k in ("vps", "sps", "pps"))
                 info = TrackInfo(index, "h265", rate, sps=sps, pps=pps, vps=vps)
+            elif m.media == "audio" and encoding == "OPUS" and rate == 48000:
+                stereo = fmtp.get("sprop-stereo", fmtp.get("stereo", "")) == "1"
+                info = TrackInfo(index, "opus", 48000, channels=2 if stereo or channels == 2 else 1)
             elif m.media == "audio" and encoding == "MPEG4-GENERIC" and fmtp.get("mode", "").lower() == "aac-hbr":
                 config = bytes.fromhex(fmtp.get("config", ""))
                 asc = AudioSpecificConfig.parse(config)

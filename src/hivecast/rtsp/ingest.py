@@ -6,7 +6,7 @@ Used by the server for ANNOUNCE/RECORD publishers and by the client when it pull
 from __future__ import annotations
 
 from hivecast.media.live import AccessUnit, TrackInfo
-from hivecast.rtp import MalformedPacket, PayloadError, ReceiverStats, RtpPacket, h265
+from hivecast.rtp import MalformedPacket, PayloadError, ReceiverStats, RtpPacket, h265, opus
 from hivecast.rtp.aac import AacDepacketizer
 from hivecast.rtp.h264 import NAL_PPS, NAL_SPS, H264Depacketizer, annexb_join, nal_type
 from hivecast.rtp.h265 import H265Depacketizer
@@ -123,6 +123,10 @@ class TrackReceiver:
                     pts = self._pts(au.timestamp, now)
                     out.append(AccessUnit(self.info.id, "h265", pts, pts, self.info.clock_rate, key,
                                           annexb_join(nals)))
+            elif self.info.codec == "opus":
+                pts = self._pts(pkt.timestamp, now)
+                out.append(AccessUnit(self.info.id, "opus", pts, pts, opus.CLOCK_RATE, True,
+                                      opus.depacketize(pkt.payload)))
             elif self._aac is not None:
                 for frame in self._aac.push(pkt.payload, pkt.timestamp, pkt.marker, pkt.sequence_number):
                     pts = self._pts(frame.timestamp, now)

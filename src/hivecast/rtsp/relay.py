@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hivecast.media.live import AccessUnit, LiveStream, TrackInfo
+from hivecast.rtp import opus
 from hivecast.rtp.aac import AacPacketizer
 from hivecast.rtp.h264 import H264Packetizer, annexb_split
 from hivecast.rtp.h265 import H265Packetizer
@@ -30,7 +31,7 @@ from hivecast.rtp.rtcp import (
     ntp_from_unix,
 )
 from hivecast.rtp.stats import round_trip_time
-from hivecast.rtsp.describe import AUDIO_PT, VIDEO_PT
+from hivecast.rtsp.describe import AUDIO_PT, OPUS_PT, VIDEO_PT
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ class StreamRelay:
             return self._h265.packetize(annexb_split(au.data)), VIDEO_PT, ts
         if au.codec == "aac":
             return self._aac.packetize(au.data), AUDIO_PT, ts
-        return [], 0, ts
+        return opus.packetize(au.data), OPUS_PT, ts
 
     def on_access_unit(self, au: AccessUnit) -> None:
         if not self.readers or au.track not in self._tracks:

@@ -300,7 +300,7 @@ class RtspServer:
         except SdpError as exc:
             raise RtspError(f"bad session description: {exc}", status=400) from None
         if not any(t.info is not None for t in announced):
-            raise RtspError("no supported track (H.264, H.265 or AAC) in the description", status=415)
+            raise RtspError("no supported track (H.264, H.265, AAC or Opus) in the description", status=415)
         key = request_key(req)
         if not await self._authorize(name, key):
             if key is None:

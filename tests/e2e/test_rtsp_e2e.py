@@ -228,6 +228,7 @@ async def test_slow_tcp_reader_is_dropped_without_slowing_others(live: Node) -> 
 
 
 async def test_rtcp_receiver_reports_give_reader_qos(live: Node) -> None:
+    events = live.bus.subscribe("stream.qos")
     client, col, ssrcs = await play_tcp(live)
     try:
         await col.wait(30)
@@ -246,6 +247,9 @@ async def test_rtcp_receiver_reports_give_reader_qos(live: Node) -> None:
         assert mine[0]["transport"] == "tcp" and mine[0]["loss"] == 0.0
         info = live.services["live_registry"].info("live/syn")
         assert info["readers"] >= 1 and "reader_loss_max" in info["qos"]
+        async with asyncio.timeout(5):
+            event = await events.get()
+        assert event.data["name"] == "live/syn" and event.data["rtsp_readers"] >= 1
     finally:
         await client.close()
 

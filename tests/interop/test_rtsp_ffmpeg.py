@@ -126,6 +126,21 @@ async def test_publish_key_required_without_open_publish(node_factory: Any, ffmp
     async with asyncio.timeout(20):
         await none.communicate()
     assert none.returncode != 0
+    bad_digest = await start_publisher(ffmpeg_exe, rtsp_url(node, "live/keyed").replace("//", "//enc:nope@"),
+                                       "tcp", seconds=3)
+    async with asyncio.timeout(20):
+        await bad_digest.communicate()
+    assert bad_digest.returncode != 0
+    # ffmpeg answers our Digest challenge with the key as password (user name is free).
+    digest = await start_publisher(ffmpeg_exe, rtsp_url(node, "live/keyed").replace("//", "//enc:s3cret@"),
+                                   "tcp", seconds=4)
+    try:
+        await wait_live(node, "live/keyed")
+    finally:
+        await stop(digest)
+    async with asyncio.timeout(10):
+        while node.services["live_registry"].get("live/keyed") is not None:
+            await asyncio.sleep(0.1)
     good = await start_publisher(ffmpeg_exe, rtsp_url(node, "live/keyed", "?key=s3cret"), "tcp", seconds=8)
     try:
         await wait_live(node, "live/keyed")

@@ -23,7 +23,15 @@ from hivecast.media.live import LiveRegistry, Publisher, StreamBusyError, TrackI
 from hivecast.net import Connection, ConnectionLimits, NetError, TcpServer, UdpEndpoint, open_udp
 from hivecast.rtp import MalformedPacket, is_rtcp
 from hivecast.rtp.rtcp import Bye, parse_compound
-from hivecast.rtsp.auth import request_key, split_track, stream_name
+from hivecast.rtsp.auth import (
+    REALM,
+    NonceIssuer,
+    digest_ok,
+    parse_digest,
+    request_key,
+    split_track,
+    stream_name,
+)
 from hivecast.rtsp.describe import AnnouncedTrack, control_for, describe, tracks_from_sdp
 from hivecast.rtsp.errors import (
     Forbidden,
@@ -56,6 +64,7 @@ from hivecast.rtsp.transport import TransportSpec, parse_transport
 log = logging.getLogger(__name__)
 
 Authorize = Callable[[str, str | None], Awaitable[bool]]
+LocalKey = Callable[[str], str | None]  # the configured key of a stream, when known here (enables Digest)
 PLAYING_TCP_READ_TIMEOUT = 86_400.0
 PUBLIC = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, PAUSE, RECORD, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 
@@ -94,11 +103,14 @@ class ServerSession:
 
 class RtspServer:
     def __init__(self, registry: LiveRegistry, *, host: str, port: int, settings: RtspSettings,
-                 authorize: Authorize, limits: ConnectionLimits | None = None) -> None:
+                 authorize: Authorize, limits: ConnectionLimits | None = None,
+                 local_key: LocalKey | None = None) -> None:
         self.registry = registry
         self.settings = settings
         self.host = host
         self._authorize = authorize
+        self._local_key = local_key
+        self._nonces = NonceIssuer()
         self._tcp = TcpServer(self._handle, host=host, port=port, name="rtsp",
                               limits=limits or ConnectionLimits(idle_timeout=settings.session_timeout))
         self.rtp: UdpEndpoint | None = None
@@ -235,7 +247,11 @@ class RtspServer:
             log.debug("rtsp %s %s %s: %d %s", ctx.conn.peer, req.method, req.uri, exc.status, exc)
             response = Response(exc.status)
             if isinstance(exc, Unauthorized):
-                response.headers["WWW-Authenticate"] = 'Basic realm="hivecast"'
+                # Digest only where this server knows the key itself; Basic and ?key= always work.
+                if self._local_key is not None and self._local_key(stream_name(req.uri)) is not None:
+                    nonce = self._nonces.issue(time.time())
+                    response.headers.add("WWW-Authenticate", f'Digest realm="{REALM}", nonce="{nonce}"')
+                response.headers.add("WWW-Authenticate", f'Basic realm="{REALM}"')
         for k, v in response.headers:
             headers.add(k, v)
         response.headers = headers
@@ -302,7 +318,12 @@ class RtspServer:
         if not any(t.info is not None for t in announced):
             raise RtspError("no supported track (H.264, H.265, AAC or Opus) in the description", status=415)
         key = request_key(req)
-        if not await self._authorize(name, key):
+        digest = parse_digest(req.headers.get("Authorization"))
+        local = self._local_key(name) if self._local_key is not None else None
+        if digest is not None and local is not None:
+            if not digest_ok(digest, req.method, local, self._nonces, time.time()):
+                raise Unauthorized("wrong stream key (digest)")
+        elif not await self._authorize(name, key):
             if key is None:
                 raise Unauthorized("publishing needs the stream key")
             raise Forbidden("wrong stream key")

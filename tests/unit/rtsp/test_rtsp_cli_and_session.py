@@ -42,3 +42,26 @@ def test_names_tracks_and_keys() -> None:
     basic = Request("ANNOUNCE", "rtsp://h/cam", Headers({"Authorization": "Basic dXNlcjpzM2NyZXQ="}))
     assert request_key(basic) == "s3cret"
     assert request_key(Request("ANNOUNCE", "rtsp://h/cam", Headers({"Authorization": "Basic !!"}))) is None
+
+
+def test_digest_verification() -> None:
+    import hashlib
+
+    from hivecast.rtsp.auth import REALM, NonceIssuer, digest_ok, parse_digest
+
+    nonces = NonceIssuer()
+    nonce = nonces.issue(1000.0)
+
+    def md5(t: str) -> str:
+        return hashlib.md5(t.encode()).hexdigest()
+
+    uri = "rtsp://h/live/cam"
+    response = md5(f"{md5(f'enc:{REALM}:s3cret')}:{nonce}:{md5(f'ANNOUNCE:{uri}')}")
+    header = f'Digest username="enc", realm="{REALM}", nonce="{nonce}", uri="{uri}", response="{response}"'
+    fields = parse_digest(header)
+    assert fields is not None
+    assert digest_ok(fields, "ANNOUNCE", "s3cret", nonces, 1001.0)
+    assert not digest_ok(fields, "ANNOUNCE", "other", nonces, 1001.0)
+    assert not digest_ok(fields, "ANNOUNCE", "s3cret", nonces, 1000.0 + 3600)  # stale nonce
+    assert not digest_ok(fields, "ANNOUNCE", "s3cret", NonceIssuer(), 1001.0)  # not our nonce
+    assert parse_digest("Basic abc") is None

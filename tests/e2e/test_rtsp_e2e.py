@@ -173,6 +173,11 @@ async def test_bad_clients_never_hurt_the_publisher_or_readers(live: Node) -> No
                  f"SETUP {u}/trackID=0 RTSP/1.0\r\nCSeq: 5\r\nTransport: RAW/RAW/UDP;unicast\r\n\r\n")
         responses, _ = await raw_exchange(live, setup.encode(), read_limit=0.5)
         assert [r.status for r in responses] == [404, 404, 454, 461]
+        # One connection cannot hoard sessions.
+        many = "".join(f"SETUP {u}/trackID=0 RTSP/1.0\r\nCSeq: {i}\r\nTransport: RTP/AVP;unicast;"
+                       f"client_port={5000 + 2 * i}-{5001 + 2 * i}\r\n\r\n" for i in range(20))
+        responses, _ = await raw_exchange(live, many.encode(), read_limit=0.5)
+        assert [r.status for r in responses] == [200] * 16 + [453] * 4
         # A client that says nothing is dropped after request_timeout (1 s here).
         responses, closed = await raw_exchange(live, b"", read_limit=10)
         assert closed and responses == []

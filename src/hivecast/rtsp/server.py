@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 Authorize = Callable[[str, str | None], Awaitable[bool]]
 LocalKey = Callable[[str], str | None]  # the configured key of a stream, when known here (enables Digest)
 PLAYING_TCP_READ_TIMEOUT = 86_400.0
+MAX_SESSIONS_PER_CONNECTION = 16
 PUBLIC = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, PAUSE, RECORD, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 
 
@@ -276,6 +277,8 @@ class RtspServer:
     def _new_session(self, ctx: ConnContext, name: str, kind: str) -> ServerSession:
         if len(self.sessions) >= self.settings.max_sessions:
             raise RtspError("too many sessions", status=503)
+        if len(ctx.sessions) >= MAX_SESSIONS_PER_CONNECTION:
+            raise RtspError("too many sessions on one connection", status=453)
         session = ServerSession(new_session_id(), ctx, name, kind=kind)
         self.sessions[session.id] = session
         ctx.sessions[session.id] = session

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -38,7 +39,15 @@ log = logging.getLogger(__name__)
 RTP_HEADER = struct.Struct("!BBHII")
 TCP_RTP_HEADER = struct.Struct("!BBHBBHII")  # '$', channel, length, then the RTP header
 
-UdpSend = Callable[[bytes, tuple[str, int]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class OutPackets:
+    """One access unit ready for every reader: (second header byte, payload) per packet."""
+
+    items: list[tuple[int, bytes]]
+    size: int
+    timestamp: int
 
 
 @dataclass(slots=True)
@@ -63,7 +72,7 @@ class ReaderTrack:
 
 class RelayReader:
     def __init__(self, session_id: str, tracks: dict[int, ReaderTrack], *,
-                 udp_send: UdpSend | None = None,
+                 udp_sock: socket.socket | None = None,
                  tcp: asyncio.WriteTransport | None = None, max_buffer: int = 4 * 1024 * 1024,
                  write_timeout: float = 10.0, on_stuck: Callable[[], None] | None = None,
                  send_rtcp: Callable[[ReaderTrack, bytes], None] | None = None) -> None:
@@ -72,7 +81,8 @@ class RelayReader:
         # Set by the relay: the RTP timestamp of a track at a wall-clock instant (one media clock).
         self.rtp_time: Callable[[int, float], int] | None = None
         self.tracks = tracks
-        self.udp_send = udp_send
+        self.udp_sock = udp_sock
+        self.udp_drops = 0
         self.tcp = tcp
         self.max_buffer = max_buffer
         self.write_timeout = write_timeout
@@ -93,10 +103,9 @@ class RelayReader:
             return self.tcp.get_write_buffer_size()
         return 0  # UDP: the kernel drops for us; nothing queues in user space
 
-    def send(self, rt: ReaderTrack, packets: list[tuple[bytes, bool]], pt: int, ts: int, au: AccessUnit) -> None:
-        video = rt.track.kind == "video"
+    def send(self, rt: ReaderTrack, out: OutPackets, au: AccessUnit) -> None:
         if self.need_keyframe:
-            if not (video and au.keyframe):
+            if not (au.keyframe and rt.track.kind == "video"):
                 self.dropped += 1
                 return
             self.need_keyframe = False
@@ -110,29 +119,36 @@ class RelayReader:
                 self.on_stuck()
             return
         self._over_since = None
-        seq, ssrc = rt.seq, rt.ssrc
-        size = 0
+        seq, ssrc, ts = rt.seq, rt.ssrc, out.timestamp
+        n = len(out.items)
+        # The hot loop: one header pack, one concatenation and one syscall per packet per reader.
         if self.tcp is not None:
-            frames = []
-            for payload, marker in packets:
-                frames.append(TCP_RTP_HEADER.pack(0x24, rt.channel, 12 + len(payload), 0x80,
-                                                  (0x80 if marker else 0) | pt, seq, ts, ssrc) + payload)
-                seq = (seq + 1) & 0xFFFF
-                size += len(payload)
-            self.tcp.writelines(frames)
-        elif self.udp_send is not None and rt.udp_rtp is not None:
-            addr, send = rt.udp_rtp, self.udp_send
-            for payload, marker in packets:
-                send(RTP_HEADER.pack(0x80, (0x80 if marker else 0) | pt, seq, ts, ssrc) + payload, addr)
-                seq = (seq + 1) & 0xFFFF
-                size += len(payload)
-        rt.seq = seq
-        rt.packets += len(packets)
-        rt.octets += size
+            pack, ch = TCP_RTP_HEADER.pack, rt.channel
+            self.tcp.writelines([pack(0x24, ch, 12 + len(payload), 0x80, b1, (seq + i) & 0xFFFF, ts, ssrc) + payload
+                                 for i, (b1, payload) in enumerate(out.items)])
+        elif self.udp_sock is not None and rt.udp_rtp is not None:
+            addr, sendto, pack = rt.udp_rtp, self.udp_sock.sendto, RTP_HEADER.pack
+            try:
+                if seq + n <= 0xFFFF:
+                    for b1, payload in out.items:
+                        sendto(pack(0x80, b1, seq, ts, ssrc) + payload, addr)
+                        seq += 1
+                else:
+                    for b1, payload in out.items:
+                        sendto(pack(0x80, b1, seq & 0xFFFF, ts, ssrc) + payload, addr)
+                        seq += 1
+            except BlockingIOError:
+                self.udp_drops += 1  # socket full: the rest of this access unit is lost to this reader
+            except OSError:
+                pass  # ICMP-reported errors and the like: the session timeout handles a vanished reader
+        rt.seq = (rt.seq + n) & 0xFFFF
+        rt.packets += n
+        rt.octets += out.size
         rt.last_ts = ts
         rt.last_sent = au.arrival or time.monotonic()
-        self.bytes_sent += size + 12 * len(packets)
-        self._rate_bytes += size + 12 * len(packets)
+        wire = out.size + 12 * n
+        self.bytes_sent += wire
+        self._rate_bytes += wire
 
     def sender_reports(self, wall: float, *, initial: bool = False) -> list[tuple[ReaderTrack, bytes]]:
         out = []
@@ -198,6 +214,11 @@ class StreamRelay:
             self._remove_sink = None
         self.readers.clear()
 
+    def prepare(self, au: AccessUnit) -> OutPackets:
+        packets, pt, ts = self.packetize(au)
+        items = [((0x80 if marker else 0) | pt, payload) for payload, marker in packets]
+        return OutPackets(items, sum(len(p) for _, p in items), ts)
+
     def packetize(self, au: AccessUnit) -> tuple[list[tuple[bytes, bool]], int, int]:
         """(payloads with markers, payload type, RTP timestamp) for one access unit."""
         ts = (au.pts + self._offsets.get(au.track, 0)) & 0xFFFFFFFF
@@ -212,19 +233,18 @@ class StreamRelay:
     def on_access_unit(self, au: AccessUnit) -> None:
         if not self.readers or au.track not in self._tracks:
             return
-        packets, pt, ts = self.packetize(au)
-        if not packets:
+        out = self.prepare(au)
+        if not out.items:
             return
         for reader in list(self.readers.values()):
             rt = reader.tracks.get(au.track)
             if rt is not None:
-                self._send(reader, rt, packets, pt, ts, au)
+                self._send(reader, rt, out, au)
 
-    def _send(self, reader: RelayReader, rt: ReaderTrack, packets: list[tuple[bytes, bool]], pt: int, ts: int,
-              au: AccessUnit) -> None:
+    def _send(self, reader: RelayReader, rt: ReaderTrack, out: OutPackets, au: AccessUnit) -> None:
         """One reader's failure (a transport closed under us) must never reach the publisher."""
         try:
-            reader.send(rt, packets, pt, ts, au)
+            reader.send(rt, out, au)
         except Exception as exc:
             log.debug("relay %s: dropping reader %s: %r", self.stream.name, reader.session_id, exc)
             self.readers.pop(reader.session_id, None)
@@ -249,8 +269,7 @@ class StreamRelay:
         for au in self.stream.gop_snapshot():
             track = reader.tracks.get(au.track)
             if track is not None:
-                packets, pt, ts = self.packetize(au)
-                self._send(reader, track, packets, pt, ts, au)
+                self._send(reader, track, self.prepare(au), au)
 
     def remove_reader(self, session_id: str) -> None:
         self.readers.pop(session_id, None)

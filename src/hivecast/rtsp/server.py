@@ -125,7 +125,6 @@ class RtspServer:
         # kernel, so a full socket drops that datagram (counted) instead of queueing in user space,
         # where one burst would hold back every reader behind a shared buffer.
         self._rtp_send_sock: socket.socket | None = None
-        self.udp_send_drops = 0
         self.protocol_errors = 0
         self.requests = 0
 
@@ -169,17 +168,6 @@ class RtspServer:
             if requested:
                 raise UnsupportedTransport(f"rtp_port {requested} must be even")
         raise RuntimeError("could not find a free UDP port pair for RTP/RTCP")
-
-    def _udp_send(self, data: bytes, addr: tuple[str, int]) -> None:
-        sock = self._rtp_send_sock
-        if sock is None:
-            return
-        try:
-            sock.sendto(data, addr)
-        except BlockingIOError:
-            self.udp_send_drops += 1
-        except OSError:
-            pass  # e.g. ICMP-reported errors: the session timeout handles a vanished reader
 
     async def close(self) -> None:
         if self._tick_task is not None:
@@ -480,7 +468,7 @@ class RtspServer:
 
         return RelayReader(
             session.id, session.reader_tracks,
-            udp_send=self._udp_send,
+            udp_sock=self._rtp_send_sock,
             tcp=session.ctx.conn.transport if session.tcp else None,
             max_buffer=self.settings.reader_buffer_bytes, write_timeout=self.settings.write_timeout,
             on_stuck=stuck, send_rtcp=send_rtcp)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import shutil
 import socket
 import subprocess
@@ -281,5 +282,26 @@ async def test_h265_and_opus_publish_and_read(live_node: Node, ffmpeg_exe: str) 
         stream = live_node.services["live_registry"].get("live/hevc")
         assert [t.codec for t in stream.tracks] == ["h265", "opus"] and stream.tracks[0].vps
         assert_decoded(await read_with_ffmpeg(ffmpeg_exe, url, "tcp", 3), 3)
+    finally:
+        await stop(publisher)
+
+
+async def test_b_frames_give_consumers_increasing_dts(live_node: Node, ffmpeg_exe: str) -> None:
+    url = rtsp_url(live_node, "live/bframes")
+    publisher = await start_publisher(ffmpeg_exe, url, "tcp", seconds=8, video=("libx264", "-bf", "2"))
+    try:
+        await wait_live(live_node, "live/bframes")
+        reader = live_node.services["live_registry"].subscribe("live/bframes")
+        video = []
+        async with asyncio.timeout(20):
+            while len(video) < 60:
+                au = await reader.get()
+                if au.codec == "h264":
+                    video.append(au)
+        reader.close()
+        pts, dts = [a.pts for a in video], [a.dts for a in video]
+        assert any(b < a for a, b in itertools.pairwise(pts))  # B-frames: presentation order differs
+        assert all(a < b for a, b in itertools.pairwise(dts))
+        assert all(d <= p for p, d in zip(pts, dts, strict=False))
     finally:
         await stop(publisher)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hivecast.config import Settings
+from hivecast.media.packaging.service import PackagerService
 from hivecast.node.frontdoor import FrontDoor
 from hivecast.node.media import MediaRoutes
 from hivecast.node.node import Node, StartupError
@@ -17,6 +18,7 @@ def build_node(settings: Settings) -> Node:
         node.add(FrontDoor())
         return node
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))
+    node.add(PackagerService())
     node.add(ApiAndWeb())
     node.add(FrontDoor())
     return node

@@ -17,7 +17,14 @@ from typing import Any
 
 import av
 
-from hivecast.media.packaging.bmff import Fragment, TrackInit, iter_boxes, parse_fragment, parse_init, stamp_fragment
+from hivecast.media.packaging.bmff import (
+    Fragment,
+    TrackInit,
+    iter_boxes,
+    parse_fragment,
+    parse_init,
+    stamp_fragment,
+)
 
 MOVFLAGS = "frag_custom+empty_moov+default_base_moof+frag_discont+skip_trailer+omit_tfhd_offset"
 
@@ -56,7 +63,7 @@ class FragmentMuxer:
         self.track: TrackInit | None = None
         self.sequence = 0
 
-    def mux(self, packets: list[av.Packet]) -> MuxedFragment:
+    def mux(self, packets: list[av.Packet[Any]]) -> MuxedFragment:
         if not packets:
             raise ValueError("a fragment needs at least one packet")
         first = packets[0]

@@ -67,10 +67,10 @@ class _Track:
         self.dir.mkdir(parents=True)
         # The first cut is where the stream starts; packets before it (audio priming) join segment 1.
         self.cursor = CutCursor(cuts[1:])
-        self.pending: list[av.Packet] = []
+        self.pending: list[av.Packet[Any]] = []
         self.number = 0
 
-    def add(self, packet: av.Packet) -> None:
+    def add(self, packet: av.Packet[Any]) -> None:
         if packet.dts is None or packet.size == 0:
             return
         t = float(packet.pts * packet.time_base) if packet.pts is not None else float(packet.dts * packet.time_base)
@@ -214,7 +214,7 @@ def _encoder_holder() -> Any:
 def _package(source: Path, work: Path, rungs: list[Rung], cuts: list[float], duration: float,
              fps: float, target: float, formats: set[str], report: Progress) -> Presentation:
     container = _open(source)
-    holder = None
+    holder: Any = None
     try:
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hivecast.config import Settings
+from hivecast.media.packaging.livepackager import LivePackager
 from hivecast.media.packaging.service import PackagerService
 from hivecast.node.frontdoor import FrontDoor
 from hivecast.node.media import MediaRoutes
@@ -21,6 +22,7 @@ def build_node(settings: Settings) -> Node:
     node.add(RtspComponent())
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))
     node.add(PackagerService())
+    node.add(LivePackager())
     node.add(ApiAndWeb())
     node.add(FrontDoor())
     return node

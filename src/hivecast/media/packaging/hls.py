@@ -132,6 +132,8 @@ def media_playlist(p: Presentation, r: Rendition, *, skip: bool = False) -> str:
     # durations' worth); older segments appear whole.
     part_horizon = len(segments) - 3
     for idx, seg in enumerate(segments[skipped:], start=skipped):
+        if not seg.complete and not (ll and seg.parts):
+            continue  # nothing of it can be listed yet
         init = seg.init_uri or r.init_uri
         if seg.discontinuity and idx > 0:
             lines.append("#EXT-X-DISCONTINUITY")

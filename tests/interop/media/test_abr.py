@@ -61,4 +61,3 @@ async def test_switches_down_and_back_up(node_factory: NodeFactory, ladder_sourc
         ups = [s for s in report.segments if LOW_UNTIL <= s.requested <= LOW_UNTIL + 20 and s.variant > 0]
         assert ups, (manifest, report.switch_log, [(s.requested, s.variant) for s in report.segments])
         assert report.switches >= 2
-        print(manifest, report.summary(), report.switch_log)

@@ -173,8 +173,9 @@ async def _session(fetcher: Fetcher, pres: Presentation, report: Report, clock: 
     if not variants or not variants[0].segments:
         raise PlayerError("no segments to play")
     seg_len = max(s.duration for s in variants[0].segments)
-    params = BolaParams(segment=seg_len, buffer_target=max(buffer_target, 2 * seg_len),
-                        min_buffer=max(seg_len, buffer_target / 3))
+    target = max(buffer_target, 2 * seg_len)
+    # Throughput decides until half the target is buffered (BOLA alone would start at the bottom).
+    params = BolaParams(segment=seg_len, buffer_target=target, min_buffer=max(seg_len, target / 2))
     estimator = ThroughputEstimator()
     pb = _Playback(startup=startup_buffer or seg_len, resume=seg_len)
     inits: dict[str, bytes] = {}

@@ -49,13 +49,12 @@ def throughput_choice(bitrates: list[int], throughput: float, safety: float) -> 
 
 
 def choose(bitrates: list[int], buffer_level: float, throughput: float, p: BolaParams, *, current: int | None) -> int:
-    """The dynamic rule: throughput while the buffer is short, BOLA once it is long, never above what
-    the throughput can sustain for long by more than one step when the buffer is low."""
+    """The dynamic rule: throughput while the buffer is short; BOLA once it is long, kept within one
+    step above what the throughput sustains (so a full buffer is spent slowly, never all at once)."""
     by_throughput = throughput_choice(bitrates, throughput, p.safety)
     if buffer_level < min(p.min_buffer, p.buffer_target / 2) or current is None:
         return by_throughput
     by_buffer = bola_choice(bitrates, buffer_level, p)
-    # BOLA may climb above the throughput while the buffer is high, but not while it drains.
-    if by_buffer > by_throughput and buffer_level < p.buffer_target * 0.8:
-        return max(by_throughput, min(by_buffer, current))
-    return by_buffer
+    if buffer_level < p.buffer_target:
+        return min(by_buffer, by_throughput) if by_buffer < current else min(max(by_buffer, current), by_throughput)
+    return min(by_buffer, by_throughput + 1)

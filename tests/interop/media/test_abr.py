@@ -6,6 +6,7 @@ faster than the wall clock (rates scale with it) to keep the test short.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -45,7 +46,7 @@ async def test_switches_down_and_back_up(node_factory: NodeFactory, ladder_sourc
     node = await node_factory()
     target = node.settings.media_dir / "vod" / "abr"
     target.parent.mkdir(parents=True, exist_ok=True)
-    ladder_source.rename(target)
+    os.replace(ladder_source, target)
     for manifest in ("index.m3u8", "manifest.mpd"):
         report = await play(node_url(node, f"/vod/abr/{manifest}"), rate=schedule, speed=SPEED,
                             buffer_target=8.0)

@@ -161,6 +161,11 @@ class Channel:
             if not self.availability_start:
                 self.availability_start = self.wall0
         t = self.media_time(au)
+        if track.rendition.kind == "video" and au.arrival:
+            # The earliest arrival best maps media time to the publisher's clock (the first units
+            # come late, after the encoder's start-up); later segments' PROGRAM-DATE-TIME use it.
+            arrived = time.time() - (time.monotonic() - au.arrival)
+            self.wall0 = min(self.wall0, arrived - t)
         if t < self.base - 0.5:
             return False  # from before this generation started (the GOP cache of audio)
         held, track.held = track.held, au

@@ -150,3 +150,23 @@ async def test_bad_input_fails_cleanly(node_factory: NodeFactory, make_media: Ma
     assert node.services["packager"].status("bad")["state"] == "failed"
     async with httpx.AsyncClient(timeout=10) as client:
         assert (await client.get(node_url(node, "/vod/bad/index.m3u8"))).status_code == 404
+
+
+async def test_classic_hls_with_mpeg_ts(make_media: MakeMedia, tmp_path: Path, ffmpeg_exe: str) -> None:
+    from hivecast.media.packaging.vod import package_file
+
+    source = make_media("short.mp4", seconds=2)
+    out = tmp_path / "ts"
+    result = await asyncio.to_thread(package_file, source, out, ladder="90p", segment_seconds=1.0,
+                                     formats={"hls", "ts"})
+    assert "index-ts.m3u8" in result.files and "v0/seg-1.ts" in result.files
+    master = m3u8.loads((out / "index-ts.m3u8").read_text())
+    assert len(master.playlists) == 2 and not master.media  # audio is muxed into each variant
+    for variant in master.playlists:
+        media = m3u8.loads((out / variant.uri).read_text())
+        assert media.segment_map == [] or not media.segment_map  # no EXT-X-MAP with MPEG-TS
+        assert abs(sum(s.duration for s in media.segments) - 2.0) <= FRAME + 1e-6
+    run = await asyncio.to_thread(
+        subprocess.run, [ffmpeg_exe, "-v", "error", "-i", str(out / "index-ts.m3u8"), "-map", "0", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stderr.strip() == "", run.stderr

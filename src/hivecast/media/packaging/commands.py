@@ -14,7 +14,8 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory (must not exist)")
     p.add_argument("--ladder", default=None, help="transcoded rungs below the source, e.g. 720p,480p,240p")
     p.add_argument("--segment-seconds", type=float, default=4.0, help="target segment duration (1-10 s)")
-    p.add_argument("--formats", default="hls,dash", help="hls, dash or both (comma separated)")
+    p.add_argument("--formats", default="hls,dash",
+                   help="comma separated: hls (fMP4), dash, ts (classic HLS, MPEG-TS with audio muxed in)")
     p.add_argument("--force", action="store_true", help="replace the output directory if it exists")
     p.set_defaults(func=_package)
 

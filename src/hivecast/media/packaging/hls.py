@@ -127,7 +127,8 @@ def media_playlist(p: Presentation, r: Rendition, *, skip: bool = False) -> str:
     current_map: str | None = None
     if skipped:
         current_map = segments[skipped - 1].init_uri or r.init_uri
-        lines.append(f"#EXT-X-MAP:URI={_q(current_map)}")
+        if current_map:
+            lines.append(f"#EXT-X-MAP:URI={_q(current_map)}")
     # Parts are listed only for the last few segments (the spec asks for at least the last 3 target
     # durations' worth); older segments appear whole.
     part_horizon = len(segments) - 3
@@ -137,7 +138,7 @@ def media_playlist(p: Presentation, r: Rendition, *, skip: bool = False) -> str:
         init = seg.init_uri or r.init_uri
         if seg.discontinuity and idx > 0:
             lines.append("#EXT-X-DISCONTINUITY")
-        if init != current_map:
+        if init != current_map and init:  # MPEG-TS segments have no init segment
             lines.append(f"#EXT-X-MAP:URI={_q(init)}")
             current_map = init
         if seg.program_date_time is not None and (p.live or idx == 0):

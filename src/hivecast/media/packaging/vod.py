@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 
 PASSTHROUGH_VIDEO = {"h264", "hevc"}
 PASSTHROUGH_AUDIO = {"aac"}
-FORMATS = {"hls", "dash"}
+FORMATS = {"hls", "dash", "ts"}  # ts: classic HLS with MPEG-TS segments, audio muxed in
+DEFAULT_FORMATS = {"hls", "dash"}
+TS_OFFSET = 10  # seconds added to MPEG-TS timestamps so audio priming never goes negative
 MAX_DURATION = 6 * 3600.0
 
 Progress = Callable[[float, str], None]
@@ -69,6 +71,8 @@ class _Track:
         self.cursor = CutCursor(cuts[1:])
         self.pending: list[av.Packet[Any]] = []
         self.number = 0
+        self.ts: _TsTrack | None = None  # the classic-HLS twin of a video rendition
+        self.audio_sinks: list[_TsTrack] = []  # audio: the TS renditions it is muxed into
 
     def add(self, packet: av.Packet[Any]) -> None:
         if packet.dts is None or packet.size == 0:
@@ -79,6 +83,10 @@ class _Track:
         if can_cut and self.cursor.is_cut(t) and self.pending:
             self.flush()
         self.pending.append(packet)
+        if self.ts is not None:
+            self.ts.add_video(packet)
+        for sink in self.audio_sinks:
+            sink.add_audio(packet)
 
     def flush(self) -> None:
         if not self.pending:
@@ -103,6 +111,82 @@ class _Track:
         else:
             self.r.sample_rate, self.r.channels = track.sample_rate, track.channels
         self.r.measure_bandwidth()
+
+
+class _TsTrack:
+    """Classic HLS for one video rendition: MPEG-TS segments cut where its fMP4 twin cuts, audio muxed in."""
+
+    def __init__(self, twin: _Track, video_template: Any, audio_template: Any | None) -> None:
+        self.twin = twin
+        self.video_template = video_template
+        self.audio_template = audio_template
+        self.cursor = CutCursor(twin.cursor.cuts)
+        self.number = 0
+        self.out: Any = None
+        self.streams: tuple[Any, Any] = (None, None)
+        self.sizes: list[int] = []
+        self.path: Path | None = None
+
+    def _open(self) -> None:
+        self.number += 1
+        self.path = self.twin.dir / f"seg-{self.number}.ts"
+        self.out = av.open(str(self.path), "w", format="mpegts")
+        v = self.out.add_stream_from_template(self.video_template)
+        a = self.out.add_stream_from_template(self.audio_template) if self.audio_template is not None else None
+        self.streams = (v, a)
+
+    def _close(self) -> None:
+        if self.out is not None:
+            self.out.close()
+            self.out = None
+            assert self.path is not None
+            self.sizes.append(self.path.stat().st_size)
+
+    @staticmethod
+    def _shift(packet: av.Packet[Any]) -> None:
+        assert packet.time_base is not None
+        offset = int(TS_OFFSET / packet.time_base)
+        if packet.pts is not None:
+            packet.pts += offset
+        if packet.dts is not None:
+            packet.dts += offset
+
+    def add_video(self, packet: av.Packet[Any]) -> None:
+        if packet.dts is None or packet.size == 0:
+            return
+        t = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
+        if packet.is_keyframe and self.cursor.is_cut(t) and self.out is not None:
+            self._close()
+        if self.out is None:
+            self._open()
+        copy = av.Packet(bytes(packet))
+        copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
+        copy.duration, copy.is_keyframe = packet.duration, packet.is_keyframe
+        self._shift(copy)
+        copy.stream = self.streams[0]
+        self.out.mux(copy)
+
+    def add_audio(self, packet: av.Packet[Any]) -> None:
+        if self.out is None or self.streams[1] is None or packet.dts is None or packet.size == 0:
+            return
+        copy = av.Packet(bytes(packet))
+        copy.pts, copy.dts, copy.time_base, copy.duration = packet.pts, packet.dts, packet.time_base, packet.duration
+        self._shift(copy)
+        copy.stream = self.streams[1]
+        self.out.mux(copy)
+
+    def finish(self, audio: Rendition | None) -> Rendition:
+        self._close()
+        r = self.twin.r
+        ts = Rendition(r.id, "video", ",".join(c for c in (r.codecs, audio.codecs if audio else "") if c),
+                       r.timescale, "", playlist_uri=f"{r.id}/ts.m3u8", width=r.width, height=r.height,
+                       frame_rate=r.frame_rate, segment_pattern="seg-$Number$.ts")
+        if len(self.sizes) != len(r.segments):
+            raise PackagingError(f"rendition {r.id}: MPEG-TS and fMP4 cuts differ")
+        for seg, size in zip(r.segments, self.sizes, strict=True):
+            ts.segments.append(Segment(seg.number, seg.start, seg.duration, ts.segment_uri(seg.number), size))
+        ts.measure_bandwidth()
+        return ts
 
 
 def _open(path: Path) -> Any:
@@ -159,7 +243,7 @@ def package_file(
     replace: bool = False,
 ) -> PackageResult:
     started = time.monotonic()
-    formats = set(formats or FORMATS)
+    formats = set(formats or DEFAULT_FORMATS)
     if not formats or formats - FORMATS:
         raise PackagingError(f"formats must be among {sorted(FORMATS)}")
     if not MIN_TARGET <= segment_seconds <= MAX_TARGET:
@@ -277,6 +361,15 @@ def _package(source: Path, work: Path, rungs: list[Rung], cuts: list[float], dur
         if audio_track is not None:
             tracks.append(audio_track)
 
+        ts_tracks: list[_TsTrack] = []
+        if "ts" in formats:
+            for track in tracks:
+                if track.r.kind == "video":
+                    track.ts = _TsTrack(track, track.muxer.template,
+                                        audio_track.muxer.template if audio_track is not None else None)
+                    ts_tracks.append(track.ts)
+            if audio_track is not None:
+                audio_track.audio_sinks = ts_tracks
         # Frames to force as keyframes in the transcoded rungs: the source's cut times.
         force = CutCursor(cuts)
         streams = [video] + ([audio] if audio is not None else [])
@@ -324,6 +417,12 @@ def _package(source: Path, work: Path, rungs: list[Rung], cuts: list[float], dur
             track.finish()
         presentation = Presentation(renditions, live=False, target_duration=target)
         _write_manifests(work, presentation, formats)
+        if ts_tracks:
+            audio_r = audio_track.r if audio_track is not None else None
+            classic = Presentation([t.finish(audio_r) for t in ts_tracks], live=False, target_duration=target)
+            (work / "index-ts.m3u8").write_text(hls.multivariant(classic))
+            for r in classic.renditions:
+                (work / r.playlist_uri).write_text(hls.media_playlist(classic, r))
         (work / "package.json").write_text(json.dumps({
             "source": source.name, "duration": duration, "segment_seconds": target,
             "renditions": [r.id for r in renditions],

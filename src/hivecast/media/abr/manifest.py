@@ -155,6 +155,16 @@ def parse_duration(text: str) -> float:
     return d * 86400 + h * 3600 + mi * 60 + s
 
 
+def _attr_int(el: ET.Element, name: str, default: int) -> int:
+    value = el.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ManifestError(f"bad integer @{name}={value!r}") from None
+
+
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
@@ -182,8 +192,8 @@ def parse_dash(text: str, url: str) -> Presentation:
         for rep in aset:
             if _local(rep.tag) != "Representation":
                 continue
-            v = Variant(rep.get("id", ""), int(rep.get("bandwidth", "0") or 0),
-                        int(rep.get("width", "0") or 0), int(rep.get("height", "0") or 0))
+            v = Variant(rep.get("id", ""), _attr_int(rep, "bandwidth", 0),
+                        _attr_int(rep, "width", 0), _attr_int(rep, "height", 0))
             tmpl = next((c for c in rep if _local(c.tag) == "SegmentTemplate"), None)
             if tmpl is None:
                 tmpl = next((c for c in aset if _local(c.tag) == "SegmentTemplate"), None)
@@ -209,10 +219,10 @@ def _template_url(template: str, rep_id: str, number: int | None, base: str) -> 
 
 
 def _fill_template(v: Variant, tmpl: ET.Element, base: str) -> float:
-    timescale = int(tmpl.get("timescale", "1") or 1)
+    timescale = _attr_int(tmpl, "timescale", 1)
     if timescale <= 0:
         raise ManifestError("bad timescale")
-    start = int(tmpl.get("startNumber", "1") or 1)
+    start = _attr_int(tmpl, "startNumber", 1)
     media = tmpl.get("media")
     if media is None:
         raise ManifestError("SegmentTemplate without @media")
@@ -226,8 +236,8 @@ def _fill_template(v: Variant, tmpl: ET.Element, base: str) -> float:
     for s in timeline:
         if _local(s.tag) != "S":
             continue
-        d = int(s.get("d", "0"))
-        r = int(s.get("r", "0"))
+        d = _attr_int(s, "d", 0)
+        r = _attr_int(s, "r", 0)
         if d <= 0 or r < 0 or r > MAX_SEGMENTS:
             raise ManifestError("bad S element")
         for _ in range(r + 1):

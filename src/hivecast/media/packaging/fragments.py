@@ -56,8 +56,9 @@ class FragmentMuxer:
     `origin`: the decode time (seconds) that becomes tfdt 0; None takes the first packet's dts.
     """
 
-    def __init__(self, template: Any, *, origin: Fraction | None = None) -> None:
+    def __init__(self, template: Any, *, origin: Fraction | None = None, time_base: Fraction | None = None) -> None:
         self.template = template
+        self.time_base = time_base  # the track timescale to ask for (live: the access units' clock)
         self.origin = origin
         self.init: bytes | None = None
         self.track: TrackInit | None = None
@@ -76,6 +77,8 @@ class FragmentMuxer:
         out = av.open(sink, "w", format="mp4", options={"movflags": MOVFLAGS})
         try:
             stream = out.add_stream_from_template(self.template)
+            if self.time_base is not None:
+                stream.time_base = self.time_base
             for packet in packets:
                 packet.stream = stream
                 out.mux(packet)

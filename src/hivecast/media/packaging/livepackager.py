@@ -233,7 +233,8 @@ class Channel:
             log.warning("%s: cannot package track %s: %s", self.name, track.rendition.id, exc)
             return False
         # The timeline: tfdt = (dts - origin + base) in the track's timescale.
-        track.muxer = FragmentMuxer(template, origin=Fraction(self.origin) - Fraction(self.base))
+        track.muxer = FragmentMuxer(template, origin=Fraction(self.origin) - Fraction(self.base),
+                                    time_base=Fraction(1, first.timebase))
         return True
 
     def _flush_part(self, track: _TrackState) -> bool:

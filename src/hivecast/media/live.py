@@ -157,18 +157,17 @@ class LiveReader:
             raise StreamEnded(self.stream.name)
         return None
 
-    async def get(self, timeout: float | None = None) -> AccessUnit:
-        """The next access unit; raises StreamEnded after the publisher left, TimeoutError on timeout."""
-        async with asyncio.timeout(timeout):
-            while True:
-                au = self.get_nowait()
-                if au is not None:
-                    return au
-                self._waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
+    async def get(self) -> AccessUnit:
+        """The next access unit; raises StreamEnded after the publisher left (wrap in asyncio.timeout)."""
+        while True:
+            au = self.get_nowait()
+            if au is not None:
+                return au
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     def close(self) -> None:
         if not self.closed:
@@ -310,13 +309,13 @@ class LiveRegistry:
 
     def publish(self, name: str, tracks: list[TrackInfo], *, source: str = "", replace: bool | None = None) -> Publisher:
         """Go live on `name`; raises StreamBusyError when a publisher holds it (unless replacing)."""
-        stream = self._streams.get(name)
-        if stream is None:
-            stream = self._streams[name] = LiveStream(self, name)
-        if stream.state == "live":
+        current = self._streams.get(name)
+        if current is not None and current.state == "live":
             if not (self.allow_replace if replace is None else replace):
                 raise StreamBusyError(f"stream {name!r} already has a publisher")
-            self._go_offline(stream)
+            self._go_offline(current)
+        # Every publishing session gets a fresh stream object: handles and sinks of the old one go stale.
+        stream = self._streams[name] = LiveStream(self, name)
         stream._generation += 1
         stream.tracks = list(tracks)
         stream.state = "live"

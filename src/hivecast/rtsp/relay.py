@@ -61,7 +61,7 @@ class ReaderTrack:
 
 class RelayReader:
     def __init__(self, session_id: str, tracks: dict[int, ReaderTrack], *,
-                 udp_send: UdpSend | None = None, udp_buffered: Callable[[], int] | None = None,
+                 udp_send: UdpSend | None = None,
                  tcp: asyncio.WriteTransport | None = None, max_buffer: int = 4 * 1024 * 1024,
                  write_timeout: float = 10.0, on_stuck: Callable[[], None] | None = None,
                  send_rtcp: Callable[[ReaderTrack, bytes], None] | None = None) -> None:
@@ -71,7 +71,6 @@ class RelayReader:
         self.rtp_time: Callable[[int, float], int] | None = None
         self.tracks = tracks
         self.udp_send = udp_send
-        self.udp_buffered = udp_buffered
         self.tcp = tcp
         self.max_buffer = max_buffer
         self.write_timeout = write_timeout
@@ -88,7 +87,7 @@ class RelayReader:
     def _buffered(self) -> int:
         if self.tcp is not None:
             return self.tcp.get_write_buffer_size()
-        return self.udp_buffered() if self.udp_buffered is not None else 0
+        return 0  # UDP: the kernel drops for us; nothing queues in user space
 
     def send(self, rt: ReaderTrack, packets: list[tuple[bytes, bool]], pt: int, ts: int, au: AccessUnit) -> None:
         video = rt.track.kind == "video"
@@ -230,10 +229,10 @@ class StreamRelay:
             for rt, sr in reader.sender_reports(time.time(), initial=True):
                 reader.send_rtcp(rt, sr)
         for au in self.stream.gop_snapshot():
-            rt = reader.tracks.get(au.track)
-            if rt is not None:
+            track = reader.tracks.get(au.track)
+            if track is not None:
                 packets, pt, ts = self.packetize(au)
-                reader.send(rt, packets, pt, ts, au)
+                reader.send(track, packets, pt, ts, au)
 
     def remove_reader(self, session_id: str) -> None:
         self.readers.pop(session_id, None)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -106,6 +107,11 @@ class RtspServer:
         self._udp_rtp_sources: dict[tuple[str, int], tuple[ServerSession, int]] = {}
         self._udp_rtcp_sources: dict[tuple[str, int], tuple[ServerSession, int]] = {}
         self._tick_task: asyncio.Task[None] | None = None
+        # A second handle on the RTP socket for the fan-out: a non-blocking sendto straight to the
+        # kernel, so a full socket drops that datagram (counted) instead of queueing in user space,
+        # where one burst would hold back every reader behind a shared buffer.
+        self._rtp_send_sock: socket.socket | None = None
+        self.udp_send_drops = 0
         self.protocol_errors = 0
         self.requests = 0
 
@@ -136,6 +142,10 @@ class RtspServer:
                 try:
                     self.rtcp = await open_udp(host, port + 1, on_datagram=self._on_rtcp_datagram)
                     self.rtp = rtp
+                    assert rtp.transport is not None
+                    fd = rtp.transport.get_extra_info("socket").fileno()
+                    self._rtp_send_sock = socket.fromfd(fd, socket.AF_INET, socket.SOCK_DGRAM)
+                    self._rtp_send_sock.setblocking(False)
                     return
                 except NetError:
                     if requested:
@@ -145,6 +155,17 @@ class RtspServer:
             if requested:
                 raise UnsupportedTransport(f"rtp_port {requested} must be even")
         raise RuntimeError("could not find a free UDP port pair for RTP/RTCP")
+
+    def _udp_send(self, data: bytes, addr: tuple[str, int]) -> None:
+        sock = self._rtp_send_sock
+        if sock is None:
+            return
+        try:
+            sock.sendto(data, addr)
+        except BlockingIOError:
+            self.udp_send_drops += 1
+        except OSError:
+            pass  # e.g. ICMP-reported errors: the session timeout handles a vanished reader
 
     async def close(self) -> None:
         if self._tick_task is not None:
@@ -157,6 +178,9 @@ class RtspServer:
         for ep in (self.rtp, self.rtcp):
             if ep is not None:
                 ep.close()
+        if self._rtp_send_sock is not None:
+            self._rtp_send_sock.close()
+            self._rtp_send_sock = None
 
     # --- connections -----------------------------------------------------------------------
     async def _handle(self, conn: Connection) -> None:
@@ -165,7 +189,11 @@ class RtspServer:
                                max_body_bytes=self.settings.max_request_bytes)
         try:
             while True:
-                timeout = self.settings.session_timeout if ctx.sessions else self.settings.request_timeout
+                timeout: float | None = self.settings.request_timeout
+                if any(_streams_over_tcp(s) for s in ctx.sessions.values()):
+                    timeout = None  # a dead TCP reader shows as a full socket: the write deadline ends it
+                elif ctx.sessions:
+                    timeout = self.settings.session_timeout
                 data = await conn.read(65536, timeout=timeout)
                 if not data:
                     return
@@ -334,7 +362,8 @@ class RtspServer:
         track = None
         for t in session.announced:
             ctl = (t.control or "").rstrip("/").rsplit("/", 1)[-1]
-            if ctl and ctl in (wanted, control):
+            # ffmpeg appends the control after any query string (".../name?key=k/streamid=0").
+            if ctl and (ctl in (wanted, control) or req.uri.rstrip("/").endswith("/" + ctl)):
                 track = t
         if track is None:
             raise StreamNotFound(f"no announced track for {req.uri[:100]!r}")
@@ -379,7 +408,7 @@ class RtspServer:
             for info in tracks:
                 session.receivers[info.id] = TrackReceiver(info, session.clock, reorder=not session.tcp)
             stream = session.publisher.stream
-            stream.extra_readers = lambda s=session.name: self._reader_count(s)
+            self._count_readers(stream.name)
         return Response(200, Headers([("Session", self._session_header(session))]))
 
     async def _on_play(self, ctx: ConnContext, req: Request) -> Response:
@@ -399,24 +428,31 @@ class RtspServer:
             if relay is not None:
                 relay.close()
             relay = self.relays[session.name] = StreamRelay(stream, mtu=self.settings.mtu)
-            stream.extra_readers = lambda s=session.name: self._reader_count(s)
+            self._count_readers(stream.name)
         if session.reader is None:
-            rtp = self.rtp
-            session.reader = RelayReader(
-                session.id, session.reader_tracks,
-                udp_send=rtp.transport.sendto if rtp is not None and rtp.transport is not None else None,
-                udp_buffered=rtp.transport.get_write_buffer_size if rtp is not None and rtp.transport else None,
-                tcp=ctx.conn.transport if session.tcp else None,
-                max_buffer=self.settings.reader_buffer_bytes, write_timeout=self.settings.write_timeout,
-                on_stuck=lambda s=session: self._close_session(s, "reader too slow", abort=True),
-                send_rtcp=lambda rt, data, s=session: self._send_rtcp(s, rt.channel + 1, rt.udp_rtcp, data))
+            session.reader = self._relay_reader(session)
         base = req.uri.split("?", 1)[0].rstrip("/")
         rtp_info = ",".join(f"url={base}/{control_for(rt.track.id)};seq={rt.seq}"
                             for rt in session.reader_tracks.values())
         if not was_playing:
-            ctx.after_response.append(lambda r=relay, reader=session.reader: r.add_reader(reader))
+            reader = session.reader
+            ctx.after_response.append(lambda: relay.add_reader(reader))
         return Response(200, Headers([("Range", "npt=0.000-"), ("RTP-Info", rtp_info),
                                       ("Session", self._session_header(session))]))
+
+    def _relay_reader(self, session: ServerSession) -> RelayReader:
+        def stuck() -> None:
+            self._close_session(session, "reader too slow", abort=True)
+
+        def send_rtcp(rt: ReaderTrack, data: bytes) -> None:
+            self._send_rtcp(session, rt.channel + 1, rt.udp_rtcp, data)
+
+        return RelayReader(
+            session.id, session.reader_tracks,
+            udp_send=self._udp_send,
+            tcp=session.ctx.conn.transport if session.tcp else None,
+            max_buffer=self.settings.reader_buffer_bytes, write_timeout=self.settings.write_timeout,
+            on_stuck=stuck, send_rtcp=send_rtcp)
 
     async def _on_pause(self, ctx: ConnContext, req: Request) -> Response:
         session = self._session(ctx, req)
@@ -479,6 +515,11 @@ class RtspServer:
             session.publisher.send(au)
 
     # --- sessions --------------------------------------------------------------------------
+    def _count_readers(self, name: str) -> None:
+        stream = self.registry.get(name)
+        if stream is not None:
+            stream.extra_readers = lambda: self._reader_count(name)
+
     def _reader_count(self, name: str) -> int:
         relay = self.relays.get(name)
         return len(relay.readers) if relay is not None else 0
@@ -547,7 +588,7 @@ class RtspServer:
     def tick(self, mono: float, wall: float) -> None:
         timeout = self.settings.session_timeout
         for session in list(self.sessions.values()):
-            if mono - session.last_activity > timeout:
+            if mono - session.last_activity > timeout and not _streams_over_tcp(session):
                 self._close_session(session, "session timeout", abort=True)
         # Streams that went offline under their readers (demo stopped, pulled source lost).
         for name, relay in list(self.relays.items()):
@@ -594,3 +635,7 @@ class RtspServer:
         info = self.registry.info(name) or {}
         return list(info.get("qos", {}).get("rtsp_reader_sessions", []))
 
+
+def _streams_over_tcp(session: ServerSession) -> bool:
+    """A playing TCP session proves it is alive by taking our media; it needs no keep-alive."""
+    return bool(session.tcp) and session.kind == "play" and session.state == State.PLAYING

@@ -29,6 +29,7 @@ import av
 
 from hivecast.events import Event
 from hivecast.http import Request, Response
+from hivecast.media.live import StreamEnded
 from hivecast.media.packaging import dash, hls
 from hivecast.media.packaging.fragments import FragmentMuxer, _Sink
 from hivecast.media.packaging.model import Part, Presentation, Rendition, Segment
@@ -430,10 +431,11 @@ class LivePackager:
         try:
             while True:
                 try:
-                    au = await reader.get(timeout=30.0)
+                    async with asyncio.timeout(30.0):
+                        au = await reader.get()
                 except TimeoutError:
                     continue
-                except Exception:  # StreamEnded: the publisher left
+                except StreamEnded:  # the publisher left
                     break
                 try:
                     changed = channel.push(au)

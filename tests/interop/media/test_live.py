@@ -12,6 +12,7 @@ import m3u8
 import pytest
 from mpegdash.parser import MPEGDASHParser
 
+from hivecast.media.abr.player import play
 from hivecast.node import Node
 from tests.conftest import NodeFactory, node_url
 
@@ -63,7 +64,7 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
     node = await node_factory(open_publish=True, packaging={"segment_seconds": SEGMENT, "part_seconds": 0.5,
                                                             "low_latency": low_latency, "live_window": 3,
                                                             "live_retention": 3})
-    proc = publish(ffmpeg_exe, node, "cam", 13.5)
+    proc = publish(ffmpeg_exe, node, "cam", 120)
     base = node_url(node, "/live/cam/")
     try:
         async with httpx.AsyncClient(timeout=15) as client:
@@ -97,6 +98,11 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
                     capture_output=True, text=True, timeout=60)
                 assert run.returncode == 0, run.stderr
 
+            # Our ABR client plays the live presentation too (HLS and DASH).
+            for manifest in ("index.m3u8", "manifest.mpd"):
+                report = await play(base + manifest, max_media_seconds=3.0)
+                assert report.played >= 2.0 and report.segments, (manifest, report.summary())
+
             if low_latency:
                 pl = m3u8.loads((await client.get(base + "v0/index.m3u8")).text)
                 assert pl.server_control.can_block_reload == "YES"
@@ -108,7 +114,12 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
                 assert time.monotonic() - started < 5
                 assert (await client.get(base + f"v0/index.m3u8?_HLS_msn={last + 10}")).status_code == 400
 
-            # The publisher stops mid-segment (13.5 s of 2 s segments): the playlist stays valid and ends.
+            async def slid() -> bool:
+                resp = await client.get(base + "v0/index.m3u8")
+                return m3u8.loads(resp.text).media_sequence > 1
+            await wait_for(slid, 20)
+            # The publisher stops mid-segment (whenever we get here): the playlist stays valid and ends.
+            proc.terminate()
             await asyncio.to_thread(proc.wait, 30)
 
             async def ended() -> bool:

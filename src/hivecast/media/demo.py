@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import logging
 import math
-from fractions import Fraction
 import threading
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 
 import av
 

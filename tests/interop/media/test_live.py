@@ -72,6 +72,8 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
                 resp = await client.get(base + "v0/index.m3u8")
                 return resp.status_code == 200 and resp.text.count("#EXTINF") >= 2
             await wait_for(ready, 20)
+            recorded = node.bus.subscribe("vod.*")
+            node.services["live_packager"].start_recording("cam", "rec1")
 
             # Latency: the newest media listed trails the wall clock by at most one segment + 1 s
             # (LL-HLS: 1.5 s), sampled over a few reloads (blocking reloads for LL-HLS).
@@ -129,6 +131,19 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
             final = m3u8.loads((await client.get(base + "v0/index.m3u8")).text)
             for seg in final.segments:
                 assert (await client.get(base + "v0/" + seg.uri)).status_code == 200
+            # The recording was finished when the publisher left: an on-demand video under /vod/rec1/.
+            async with asyncio.timeout(10):
+                event = await recorded.get()
+            recorded.close()
+            assert event.topic == "vod.packaged" and event.data["id"] == "rec1", event
+            rec = m3u8.loads((await client.get(node_url(node, "/vod/rec1/v0/index.m3u8"))).text)
+            assert rec.is_endlist and sum(s.duration for s in rec.segments) >= 2 * SEGMENT
+            for manifest in ("index.m3u8", "manifest.mpd"):
+                run = await asyncio.to_thread(
+                    subprocess.run, [ffmpeg_exe, "-v", "error", "-i", node_url(node, f"/vod/rec1/{manifest}"),
+                                     "-map", "0", "-f", "null", "-"], capture_output=True, text=True, timeout=60)
+                assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
+
             # Aged-out segments: 404, not a crash.
             assert final.media_sequence > 1
             assert (await client.get(base + "v0/seg-1.m4s")).status_code == 404

@@ -138,11 +138,16 @@ def mpd(p: Presentation, live: LiveTiming | None = None) -> str:
     ref_periods = _periods(reference, ref_complete) if reference else [("", [])]
     if not ref_periods:
         ref_periods = [(reference.init_uri if reference else "", [])]
+    # Static MPDs start the presentation at the first segment (a recording may begin mid-stream);
+    # dynamic ones count from availabilityStartTime, which is media time 0.
+    origin_s = 0.0
+    if not dynamic and ref_periods and ref_periods[0][1] and reference is not None:
+        origin_s = reference.seconds(ref_periods[0][1][0].start)
     for index, (_init, ref_segs) in enumerate(ref_periods):
         period = ET.SubElement(root, "Period", id=str(index))
         start_ticks = ref_segs[0].start if ref_segs else 0
         start_s = reference.seconds(start_ticks) if reference else 0.0
-        period.set("start", duration(start_s if dynamic or index else 0.0))
+        period.set("start", duration(start_s - origin_s))
         end_s = (reference.seconds(ref_segs[-1].start + ref_segs[-1].duration)
                  if ref_segs and reference else None)
         for kind in ("video", "audio"):
@@ -161,7 +166,7 @@ def mpd(p: Presentation, live: LiveTiming | None = None) -> str:
                 segs = _segments_in(r, start_s if index else None, end_s if index < len(ref_periods) - 1 else None)
                 init = (segs[0].init_uri if segs and segs[0].init_uri else r.init_uri)
                 # presentationTimeOffset maps the period start onto the track's media timeline.
-                pto = round(start_s * r.timescale) if (dynamic or index) else 0
+                pto = round(start_s * r.timescale)
                 _representation(aset, r, segs, init, pto)
     if dynamic and live is not None:
         if live.utc_timing_url:

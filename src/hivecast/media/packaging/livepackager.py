@@ -75,6 +75,36 @@ def audio_template(config: bytes, channels: int, rate: int) -> Any:
 
 
 @dataclass(slots=True)
+class Recording:
+    """A live stream being kept as an on-demand video: its segments are hard-linked as they close."""
+
+    video_id: str
+    work: Path  # hidden partial directory next to the final one
+    out: Path  # media_dir/vod/ID
+    renditions: dict[str, Rendition] = field(default_factory=dict)
+
+    def add(self, r: Rendition, seg: Segment, root: Path) -> None:
+        copy = self.renditions.get(r.id)
+        if copy is None:
+            copy = self.renditions[r.id] = Rendition(
+                r.id, r.kind, r.codecs, r.timescale, seg.init_uri or r.init_uri, playlist_uri=r.playlist_uri,
+                width=r.width, height=r.height, frame_rate=r.frame_rate, sample_rate=r.sample_rate,
+                channels=r.channels, segment_pattern=r.segment_pattern)
+            (self.work / r.id).mkdir(parents=True, exist_ok=True)
+        init = seg.init_uri or r.init_uri
+        for name in (init, seg.uri):
+            target = self.work / r.id / name
+            if not target.exists():
+                try:
+                    os.link(root / r.id / name, target)
+                except OSError:
+                    shutil.copyfile(root / r.id / name, target)
+        copy.segments.append(Segment(seg.number, seg.start, seg.duration, seg.uri, seg.size,
+                                     discontinuity=seg.discontinuity and bool(copy.segments),
+                                     program_date_time=seg.program_date_time, init_uri=init))
+
+
+@dataclass(slots=True)
 class _TrackState:
     rendition: Rendition
     info: Any  # TrackInfo
@@ -110,6 +140,7 @@ class Channel:
         self.video_cut_time = 0.0  # channel media time where the open video segment started
         self.pending_discontinuity = False
         self.removed: list[list[Path]] = []  # files of segments that left the window, oldest first
+        self.recordings: list[Recording] = []
 
     # -- generations --------------------------------------------------------------------------
     def begin(self, tracks: list[Any]) -> None:
@@ -279,6 +310,8 @@ class Channel:
         _write_bytes(self.root / r.id / seg.uri, bytes(track.segment_bytes))
         seg.size = len(track.segment_bytes)
         seg.complete = True
+        for rec in self.recordings:
+            rec.add(r, seg, self.root)
         r.preload_hint = f"seg-{seg.number + 1}.0.m4s"
         self._retain(r)
         r.measure_bandwidth()
@@ -449,6 +482,58 @@ class LivePackager:
             reader.close()
             channel.finish()
             await self._publish(channel)
+            for rec in list(channel.recordings):
+                channel.recordings.remove(rec)
+                self._finish_recording(rec)
+
+    # -- recording to on demand ---------------------------------------------------------------
+    def start_recording(self, name: str, video_id: str) -> None:
+        """Keep `name` from its next segment on as the on-demand video `video_id` (until stopped or offline)."""
+        from hivecast.media.packaging.service import VIDEO_ID
+
+        node = self._node
+        assert node is not None
+        channel = self.channels.get(name)
+        if channel is None or channel.presentation.ended:
+            raise KeyError(f"stream {name!r} is not live")
+        if not VIDEO_ID.fullmatch(video_id):
+            raise ValueError(f"bad video id {video_id!r}")
+        out = node.settings.media_dir / "vod" / video_id
+        if out.exists() or any(r.video_id == video_id for c in self.channels.values() for r in c.recordings):
+            raise ValueError(f"video {video_id} already exists")
+        work = out.with_name(f".{video_id}.recording")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        channel.recordings.append(Recording(video_id, work, out))
+
+    def stop_recording(self, video_id: str) -> Path | None:
+        """Finish a recording: VOD playlists and MPD, renamed into media_dir/vod/ID; None if it was empty."""
+        for channel in self.channels.values():
+            for rec in list(channel.recordings):
+                if rec.video_id == video_id:
+                    channel.recordings.remove(rec)
+                    return self._finish_recording(rec)
+        raise KeyError(f"no recording {video_id!r}")
+
+    def _finish_recording(self, rec: Recording) -> Path | None:
+        from hivecast.media.packaging.vod import _write_manifests
+
+        assert self._node is not None
+        bus = self._node.bus
+        renditions = [r for r in rec.renditions.values() if r.segments]
+        if not renditions:
+            shutil.rmtree(rec.work, ignore_errors=True)
+            bus.publish("vod.failed", {"id": rec.video_id, "error": "the recording holds no complete segment"})
+            return None
+        for r in renditions:
+            r.measure_bandwidth()
+        p = Presentation(sorted(renditions, key=lambda r: r.id, reverse=True), live=False,
+                         target_duration=self._node.settings.packaging.segment_seconds)
+        _write_manifests(rec.work, p, {"hls", "dash"})
+        os.replace(rec.work, rec.out)
+        files = sorted(str(f.relative_to(rec.out)) for f in rec.out.rglob("*") if f.is_file())
+        bus.publish("vod.packaged", {"id": rec.video_id, "dir": str(rec.out), "files": files})
+        return rec.out
 
     async def _publish(self, channel: Channel) -> None:
         channel.write()

@@ -62,6 +62,7 @@ class PackagingSettings(Section):
     segment_seconds: float = Field(4.0, ge=1.0, le=10.0, description="target segment duration")
     workers: int = Field(1, ge=1, le=64, description="on-demand packaging worker processes")
     ladder: list[str] = Field(default_factory=list, description='on-demand ladder rungs, e.g. ["720p", "480p"]')
+    live_ladder: list[str] = Field(default_factory=list, description="live rungs transcoded below the source")
     live: bool = Field(True, description="package every live stream to /live/NAME/")
     live_window: int = Field(6, ge=3, le=1000, description="segments listed in a live playlist")
     live_retention: int = Field(12, ge=3, le=10000, description="segments kept on disk per live rendition")

@@ -7,6 +7,7 @@ import subprocess
 import time
 from typing import Any
 
+import av
 import httpx
 import m3u8
 import pytest
@@ -63,7 +64,9 @@ async def wait_for(predicate: Any, timeout: float) -> None:
 async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low_latency: bool) -> None:
     node = await node_factory(open_publish=True, packaging={"segment_seconds": SEGMENT, "part_seconds": 0.5,
                                                             "low_latency": low_latency, "live_window": 3,
-                                                            "live_retention": 3})
+                                                            "live_retention": 3,
+                                                            # the standard run also transcodes a 90p rung
+                                                            "live_ladder": [] if low_latency else ["90p"]})
     proc = publish(ffmpeg_exe, node, "cam", 120)
     base = node_url(node, "/live/cam/")
     try:
@@ -88,7 +91,9 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
             assert max(lags) <= bound, lags
 
             master = m3u8.loads((await client.get(base + "index.m3u8")).text)
-            assert master.playlists and master.media
+            assert master.media
+            sizes = sorted(p.stream_info.resolution for p in master.playlists)
+            assert sizes == ([(320, 180)] if low_latency else [(160, 90), (320, 180)])
             mpd_text = (await client.get(base + "manifest.mpd")).text
             mpd = MPEGDASHParser.parse(mpd_text)
             assert mpd.type == "dynamic" and mpd.utc_timings
@@ -98,7 +103,22 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
                 run = await asyncio.to_thread(
                     subprocess.run, [ffmpeg_exe, "-v", "error", "-i", url, "-t", "3", "-map", "0", "-f", "null", "-"],
                     capture_output=True, text=True, timeout=60)
-                assert run.returncode == 0, run.stderr
+                assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
+
+            # PyAV decodes live HLS video and audio too.
+            def decode_live(url: str) -> tuple[int, int]:
+                video = audio = 0
+                with av.open(url, timeout=20) as container:
+                    for frame in container.decode(video=0, audio=0):
+                        if isinstance(frame, av.VideoFrame):
+                            video += 1
+                        else:
+                            audio += 1
+                        if video >= 60 and audio >= 20:
+                            break
+                return video, audio
+            video, audio = await asyncio.to_thread(decode_live, base + "index.m3u8")
+            assert video >= 60 and audio >= 20
 
             # Our ABR client plays the live presentation too (HLS and DASH).
             for manifest in ("index.m3u8", "manifest.mpd"):

@@ -104,3 +104,38 @@ def test_ladder_parsing() -> None:
     for bad in ("720", "p720", "720p@", "99999p", "720p@1k"):
         with pytest.raises(LadderError):
             parse_ladder(bad)
+
+
+def _sps_of(width: int, height: int, profile: str) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    out = av.open(buf, "w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"})
+    s = out.add_stream("libx264", rate=10)
+    s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+    s.codec_context.options = {"preset": "ultrafast", "profile": profile}
+    out.start_encoding()
+    extradata = bytes(s.codec_context.extradata or b"")
+    # Annex-B extradata from libx264: the first NAL unit is the SPS.
+    nals = [n for n in extradata.split(b"\x00\x00\x01") if n]
+    return next(n.rstrip(b"\x00") for n in nals if n[0] & 0x1F == 7)
+
+
+@pytest.mark.parametrize(("width", "height", "profile"), [(320, 180, "baseline"), (1920, 1080, "high"),
+                                                          (426, 240, "main"), (64, 48, "high444")])
+def test_sps_size(width: int, height: int, profile: str) -> None:
+    from hivecast.media.packaging.h264 import sps_size
+
+    assert sps_size(_sps_of(width, height, profile)) == (width, height)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_sps_parser_only_raises_sps_error(data: bytes) -> None:
+    from hivecast.media.packaging.h264 import SpsError, sps_size
+
+    for blob in (data, b"\x67" + data):
+        try:
+            sps_size(blob)
+        except SpsError:
+            pass

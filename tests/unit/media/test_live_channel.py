@@ -12,14 +12,17 @@ from mpegdash.parser import MPEGDASHParser
 from hivecast.config.settings import PackagingSettings
 from hivecast.media.live import AccessUnit, TrackInfo
 from hivecast.media.packaging.bmff import parse_fragment
+from hivecast.media.packaging.ladder import parse_ladder
 from hivecast.media.packaging.livepackager import Channel
+from hivecast.media.packaging.livetranscode import LiveLadder
 
 FPS = 30
 
 
-def access_units(seconds: float, start: float = 0.0) -> tuple[list[TrackInfo], list[AccessUnit]]:
+def access_units(seconds: float, start: float = 0.0, size: tuple[int, int] = (64, 48)
+                 ) -> tuple[list[TrackInfo], list[AccessUnit]]:
     v = av.CodecContext.create("libx264", "w")
-    v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+    (v.width, v.height), v.pix_fmt = size, "yuv420p"
     v.time_base = Fraction(1, 90000)
     v.framerate = FPS
     v.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": f"keyint={FPS}:scenecut=0"}
@@ -29,7 +32,7 @@ def access_units(seconds: float, start: float = 0.0) -> tuple[list[TrackInfo], l
     a.open()
     units: list[AccessUnit] = []
     for i in range(int(seconds * FPS)):
-        frame = av.VideoFrame(64, 48, "yuv420p")
+        frame = av.VideoFrame(size[0], size[1], "yuv420p")
         for plane in frame.planes:
             plane.update(bytes([i % 256]) * plane.buffer_size)
         frame.pts = int((start + i / FPS) * 90000)
@@ -46,7 +49,7 @@ def access_units(seconds: float, start: float = 0.0) -> tuple[list[TrackInfo], l
             assert p.pts is not None
             units.append(AccessUnit(2, "aac", p.pts, p.pts, 48000, True, bytes(p), arrival=0.0))
     units.sort(key=lambda u: u.dts / u.timebase)
-    tracks = [TrackInfo(1, "h264", 90000, width=64, height=48),
+    tracks = [TrackInfo(1, "h264", 90000, width=size[0], height=size[1]),
               TrackInfo(2, "aac", 48000, config=bytes(a.extradata or b""), channels=1)]
     return tracks, units
 
@@ -95,3 +98,24 @@ def test_channel_packages_segments_parts_and_restarts(tmp_path: Path) -> None:
     numbers = [s.uri for s in pl.segments if s.uri]
     assert numbers == sorted(numbers, key=lambda u: int(u.split("-")[1].split(".")[0]))
     assert len(MPEGDASHParser.parse((tmp_path / "manifest.mpd").read_text()).periods) >= 1
+
+
+def test_live_ladder_rungs_cut_with_the_source(tmp_path: Path) -> None:
+    settings = PackagingSettings(segment_seconds=2.0, part_seconds=0.5, low_latency=False, live_window=10)
+    ch = Channel("cam", tmp_path, settings)
+    tracks, units = access_units(7.0, size=(128, 96))
+    ladder = LiveLadder(parse_ladder("72p@100k"), tracks[0])
+    ch.begin(tracks, ladder.tracks(128, 96))
+    for au in units:
+        ch.push(au)
+        if au.track == 1:
+            for out in ladder.process(au):
+                ch.push(out)
+    ch.finish()
+    ch.write()
+    master = m3u8.loads((tmp_path / "index.m3u8").read_text())
+    assert sorted(p.stream_info.resolution for p in master.playlists) == [(96, 72), (128, 96)]
+    source = m3u8.loads((tmp_path / "v0" / "index.m3u8").read_text())
+    rung = m3u8.loads((tmp_path / "v1" / "index.m3u8").read_text())
+    assert [round(s.duration, 2) for s in rung.segments[:-1]] == [round(s.duration, 2) for s in source.segments[:-1]]
+    assert len(rung.segments) == len(source.segments) == 4

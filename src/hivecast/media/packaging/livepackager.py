@@ -32,6 +32,9 @@ from hivecast.http import Request, Response
 from hivecast.media.live import StreamEnded
 from hivecast.media.packaging import dash, hls
 from hivecast.media.packaging.fragments import FragmentMuxer, _Sink
+from hivecast.media.packaging.h264 import SpsError, sps_size
+from hivecast.media.packaging.ladder import parse_ladder
+from hivecast.media.packaging.livetranscode import LADDER_TRACK_BASE, LiveLadder
 from hivecast.media.packaging.model import Part, Presentation, Rendition, Segment
 
 if TYPE_CHECKING:
@@ -143,7 +146,7 @@ class Channel:
         self.recordings: list[Recording] = []
 
     # -- generations --------------------------------------------------------------------------
-    def begin(self, tracks: list[Any]) -> None:
+    def begin(self, tracks: list[Any], ladder: list[Any] | None = None) -> None:
         if self.generation:
             self.pending_discontinuity = True
             self.base = self.end
@@ -153,9 +156,9 @@ class Channel:
         old = {t.rendition.id: t.rendition for t in self.tracks.values()}
         self.tracks = {}
         vi = ai = 0
-        for info in tracks:
-            if info.kind == "video" and info.codec == "h264" and vi == 0:
-                rid = "v0"
+        for info in [*tracks, *(ladder or [])]:
+            if info.kind == "video" and info.codec == "h264" and (vi == 0 or info.id >= LADDER_TRACK_BASE):
+                rid = f"v{vi}"
                 vi += 1
             elif info.kind == "audio" and info.codec == "aac" and ai == 0:
                 rid = "a0"
@@ -166,8 +169,7 @@ class Channel:
                                           segment_pattern="seg-$Number$.m4s")
             (self.root / rid).mkdir(parents=True, exist_ok=True)
             self.tracks[info.id] = _TrackState(r, info, init_uri=f"init-{self.generation}.mp4")
-        self.presentation.renditions = [t.rendition for t in sorted(self.tracks.values(), key=lambda t: t.rendition.id,
-                                                                     reverse=True)]
+        self.presentation.renditions = [t.rendition for t in self.tracks.values()]
 
     @property
     def video(self) -> _TrackState | None:
@@ -183,8 +185,8 @@ class Channel:
         if track is None:
             return False
         if self.origin < 0:
-            if track.rendition.kind != "video" and self.video is not None:
-                return False  # start on the first video keyframe
+            if track is not self.video and self.video is not None:
+                return False  # start on the source's first video keyframe
             if track.rendition.kind == "video" and not au.keyframe:
                 return False
             self.origin = au.dts / au.timebase
@@ -213,8 +215,11 @@ class Channel:
         changed = False
         # Segment boundary: video keyframe after the target; audio once video has cut past it.
         if is_video:
-            cut = au.keyframe and (track.segment is None or t - self.video_cut_time >= self.settings.segment_seconds - 0.02)
-            if cut:
+            # Each video rendition cuts on its own keyframes; the rungs' keyframes sit where the
+            # source's are, so they cut at the same instants. Audio follows the source (v0).
+            cut = au.keyframe and (track.segment is None
+                                   or t - track.segment_start >= self.settings.segment_seconds - 0.02)
+            if cut and track is self.video:
                 self.video_cut_time = t
         else:
             cut = track.segment is None or (t >= self.video_cut_time - 1e-6
@@ -444,7 +449,7 @@ class LivePackager:
 
         node.router.exact(f"/live/{name}/index.m3u8", multivariant)
         node.router.exact(f"/live/{name}/manifest.mpd", manifest)
-        for rid in ("v0", "a0"):
+        for rid in (*(f"v{i}" for i in range(9)), "a0"):
             async def media(req: Request, rid: str = rid) -> Response:
                 return await self._playlist(req, name, rid)
 
@@ -460,7 +465,11 @@ class LivePackager:
             log.warning("cannot package %s: %s", channel.name, exc)
             return
         stream = registry.get(channel.name)
-        channel.begin(list(stream.tracks) if stream is not None else [])
+        tracks = list(stream.tracks) if stream is not None else []
+        ladder = self._ladder(channel.name, tracks)
+        channel.begin(tracks, ladder.tracks(*self._source_size(tracks)) if ladder is not None else None)
+        if ladder is not None:
+            node.spawn(self._transcode(channel, ladder), name=f"live-ladder:{channel.name}")
         try:
             while True:
                 try:
@@ -534,6 +543,64 @@ class LivePackager:
         files = sorted(str(f.relative_to(rec.out)) for f in rec.out.rglob("*") if f.is_file())
         bus.publish("vod.packaged", {"id": rec.video_id, "dir": str(rec.out), "files": files})
         return rec.out
+
+    def _ladder(self, name: str, tracks: list[Any]) -> LiveLadder | None:
+        assert self._node is not None
+        spec = self._node.settings.packaging.live_ladder
+        source = next((t for t in tracks if t.kind == "video" and t.codec == "h264"), None)
+        if not spec or source is None:
+            return None
+        width, height = self._source_size(tracks)
+        if not height:
+            log.warning("%s: source size unknown, no live ladder", name)
+            return None
+        ladder = LiveLadder(parse_ladder(spec), source)
+        return ladder if ladder.tracks(width, height) else None
+
+    @staticmethod
+    def _source_size(tracks: list[Any]) -> tuple[int, int]:
+        source = next((t for t in tracks if t.kind == "video" and t.codec == "h264"), None)
+        if source is None:
+            return 0, 0
+        if not source.width and source.sps:
+            try:
+                return sps_size(source.sps)
+            except SpsError as exc:
+                log.warning("cannot read the SPS: %s", exc)
+                return 0, 0
+        return source.width, source.height
+
+    async def _transcode(self, channel: Channel, ladder: LiveLadder) -> None:
+        """Feed the ladder from its own reader, off the event loop; a slow ladder loses GOPs, not the source."""
+        assert self._node is not None
+        registry = self._node.services["live_registry"]
+        reader = registry.subscribe(channel.name, maxlen=256)
+        generation = channel.generation
+        try:
+            while channel.generation == generation:
+                try:
+                    async with asyncio.timeout(30.0):
+                        au = await reader.get()
+                except TimeoutError:
+                    continue
+                except StreamEnded:
+                    break
+                if au.track != ladder.source.id:
+                    continue
+                try:
+                    outputs = await asyncio.to_thread(ladder.process, au)
+                except (av.error.FFmpegError, ValueError) as exc:
+                    log.warning("%s: live ladder skipped a frame: %s", channel.name, exc)
+                    continue
+                if channel.generation != generation or channel.presentation.ended:
+                    break
+                changed = False
+                for out in outputs:
+                    changed |= channel.push(out)
+                if changed:
+                    await self._publish(channel)
+        finally:
+            reader.close()
 
     async def _publish(self, channel: Channel) -> None:
         channel.write()

@@ -135,6 +135,11 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
                 assert f"seg-{last + 1}.0.m4s" in resp.text
                 assert time.monotonic() - started < 5
                 assert (await client.get(base + f"v0/index.m3u8?_HLS_msn={last + 10}")).status_code == 400
+                # The preload hint is answered when the part exists, not with a 404.
+                hinted = m3u8.loads((await client.get(base + "v0/index.m3u8")).text).preload_hint.uri
+                resp = await client.get(base + "v0/" + hinted)
+                assert resp.status_code == 200 and resp.content[4:8] == b"moof"
+                assert resp.headers["cache-control"] == "public, max-age=86400"
 
             async def slid() -> bool:
                 resp = await client.get(base + "v0/index.m3u8")

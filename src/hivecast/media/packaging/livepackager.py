@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import av
 
 from hivecast.events import Event
-from hivecast.http import Request, Response
+from hivecast.http import Request, Response, StaticFiles
 from hivecast.media.live import StreamEnded
 from hivecast.media.packaging import dash, hls
 from hivecast.media.packaging.fragments import FragmentMuxer, _Sink
@@ -439,21 +439,44 @@ class LivePackager:
         self._tasks[name] = node.spawn(self._run(channel), name=f"live-packager:{name}")
 
     def _routes(self, name: str) -> None:
+        """One prefix route per stream (longer than the store's `/live/`, so it wins): playlists from
+        memory with blocking reload, and media files from the store, where a request for the hinted
+        next part (EXT-X-PRELOAD-HINT) waits until that part is written."""
         node = self._node
         assert node is not None
-        async def multivariant(req: Request) -> Response:
-            return await self._playlist(req, name, None)
+        store = StaticFiles(node.settings.media_dir / "live" / name)
 
-        async def manifest(req: Request) -> Response:
-            return await self._mpd(req, name)
-
-        node.router.exact(f"/live/{name}/index.m3u8", multivariant)
-        node.router.exact(f"/live/{name}/manifest.mpd", manifest)
-        for rid in (*(f"v{i}" for i in range(9)), "a0"):
-            async def media(req: Request, rid: str = rid) -> Response:
+        async def route(req: Request) -> Response:
+            rel = req.path[len(req.route_prefix):]
+            if rel == "index.m3u8":
+                return await self._playlist(req, name, None)
+            if rel == "manifest.mpd":
+                return await self._mpd(req, name)
+            rid, _, leaf = rel.partition("/")
+            if leaf == "index.m3u8":
                 return await self._playlist(req, name, rid)
+            if leaf.endswith(".m4s") and req.method == "GET":
+                await self._await_hinted(name, rid, leaf)
+            return await store(req)
 
-            node.router.exact(f"/live/{name}/{rid}/index.m3u8", media)
+        node.router.prefix(f"/live/{name}/", route)
+
+    async def _await_hinted(self, name: str, rid: str, leaf: str) -> None:
+        channel = self.channels.get(name)
+        if channel is None or not channel.presentation.part_target:
+            return
+        r = next((x for x in channel.presentation.renditions if x.id == rid), None)
+        if r is None or r.preload_hint != leaf:
+            return
+        path = channel.root / rid / leaf
+        assert self._node is not None
+        try:
+            async with asyncio.timeout(self._node.settings.packaging.blocking_timeout):
+                async with channel.changed:
+                    await channel.changed.wait_for(lambda: path.exists() or channel.presentation.ended
+                                                   or r.preload_hint != leaf)
+        except TimeoutError:
+            pass
 
     async def _run(self, channel: Channel) -> None:
         node = self._node

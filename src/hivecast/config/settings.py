@@ -56,6 +56,21 @@ class AuthSettings(Section):
     refresh_token_ttl: float = Field(30 * 86_400.0, gt=0)
 
 
+class PackagingSettings(Section):
+    """HLS/DASH packaging (hivecast.media.packaging): on demand and live."""
+
+    segment_seconds: float = Field(4.0, ge=1.0, le=10.0, description="target segment duration")
+    workers: int = Field(1, ge=1, le=64, description="on-demand packaging worker processes")
+    ladder: list[str] = Field(default_factory=list, description='on-demand ladder rungs, e.g. ["720p", "480p"]')
+    live_ladder: list[str] = Field(default_factory=list, description="live rungs transcoded below the source")
+    live: bool = Field(True, description="package every live stream to /live/NAME/")
+    live_window: int = Field(6, ge=3, le=1000, description="segments listed in a live playlist")
+    live_retention: int = Field(12, ge=3, le=10000, description="segments kept on disk per live rendition")
+    low_latency: bool = Field(True, description="LL-HLS partial segments and blocking reload")
+    part_seconds: float = Field(0.5, ge=0.1, le=2.0, description="LL-HLS part target")
+    blocking_timeout: float = Field(6.0, gt=0, le=30, description="longest wait of a blocking playlist reload")
+
+
 class RtspSettings(Section):
     """RTSP ingest and relay (hivecast.rtsp): ports, timeouts, per-reader bounds, publish keys, pulls."""
 
@@ -89,6 +104,7 @@ class Settings(Section):
     demo: bool = False
     limits: LimitsSettings = LimitsSettings()
     auth: AuthSettings = AuthSettings()
+    packaging: PackagingSettings = PackagingSettings()
     rtsp: RtspSettings = RtspSettings()
 
     @field_validator("origin_url", "parent_url")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from hivecast.config import Settings
+from hivecast.media.packaging.livepackager import LivePackager
+from hivecast.media.packaging.service import PackagerService
 from hivecast.node.frontdoor import FrontDoor
 from hivecast.node.media import MediaRoutes
 from hivecast.node.node import Node, StartupError
@@ -19,6 +21,8 @@ def build_node(settings: Settings) -> Node:
         return node
     node.add(RtspComponent())
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))
+    node.add(PackagerService())
+    node.add(LivePackager())
     node.add(ApiAndWeb())
     node.add(FrontDoor())
     return node

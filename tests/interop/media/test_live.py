@@ -1,0 +1,187 @@
+"""Live packaging end to end: ffmpeg publishes over RTSP into a node; HLS/DASH come out of /live/NAME/."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from typing import Any
+
+import av
+import httpx
+import m3u8
+import pytest
+from mpegdash.parser import MPEGDASHParser
+
+from hivecast.media.abr.player import play
+from hivecast.node import Node
+from tests.conftest import NodeFactory, node_url
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+
+SEGMENT = 2.0
+
+
+def publish(ffmpeg_exe: str, node: Node, name: str, seconds: float) -> subprocess.Popen[bytes]:
+    url = f"rtsp://127.0.0.1:{node.services['rtsp_port']}/{name}"
+    return subprocess.Popen(
+        [ffmpeg_exe, "-v", "error", "-re", "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=30:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-b:a", "64k", "-f", "rtsp", "-rtsp_transport", "tcp", url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def get_playlist(client: httpx.AsyncClient, url: str) -> tuple[Any, float]:
+    resp = await client.get(url)
+    return (m3u8.loads(resp.text) if resp.status_code == 200 else None), time.time()
+
+
+def edge_lag(pl: Any, fetched: float, parts: bool) -> float | None:
+    """Seconds between the fetch and the wall clock of the newest media in the playlist."""
+    pdt = None
+    t = 0.0
+    for seg in pl.segments:
+        if seg.program_date_time is not None:
+            pdt = seg.program_date_time.timestamp()
+            t = 0.0
+        if seg.uri is not None:
+            t += seg.duration
+        elif parts:
+            t += sum(p.duration for p in seg.parts)
+    if pdt is None:
+        return None
+    return fetched - (pdt + t)
+
+
+async def wait_for(predicate: Any, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while not await predicate():
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("low_latency", [False, True])
+async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low_latency: bool) -> None:
+    node = await node_factory(open_publish=True, packaging={"segment_seconds": SEGMENT, "part_seconds": 0.5,
+                                                            "low_latency": low_latency, "live_window": 3,
+                                                            "live_retention": 3,
+                                                            # the standard run also transcodes a 90p rung
+                                                            "live_ladder": [] if low_latency else ["90p"]})
+    proc = publish(ffmpeg_exe, node, "cam", 120)
+    base = node_url(node, "/live/cam/")
+    try:
+        async with httpx.AsyncClient(timeout=15) as client:
+            async def ready() -> bool:
+                resp = await client.get(base + "v0/index.m3u8")
+                return resp.status_code == 200 and resp.text.count("#EXTINF") >= 2
+            await wait_for(ready, 20)
+            recorded = node.bus.subscribe("vod.*")
+            node.services["live_packager"].start_recording("cam", "rec1")
+
+            # Latency: the newest media listed trails the wall clock by at most one segment + 1 s
+            # (LL-HLS: 1.5 s), sampled over a few reloads (blocking reloads for LL-HLS).
+            lags = []
+            for _ in range(6):
+                pl, fetched = await get_playlist(client, base + "v0/index.m3u8")
+                lag = edge_lag(pl, fetched, low_latency)
+                assert lag is not None
+                lags.append(lag)
+                await asyncio.sleep(0.4)
+            bound = 1.5 if low_latency else SEGMENT + 1.0
+            assert max(lags) <= bound, lags
+
+            master = m3u8.loads((await client.get(base + "index.m3u8")).text)
+            assert master.media
+            sizes = sorted(p.stream_info.resolution for p in master.playlists)
+            assert sizes == ([(320, 180)] if low_latency else [(160, 90), (320, 180)])
+            mpd_text = (await client.get(base + "manifest.mpd")).text
+            mpd = MPEGDASHParser.parse(mpd_text)
+            assert mpd.type == "dynamic" and mpd.utc_timings
+            assert (await client.get(node_url(node, "/live/_time"))).status_code == 200
+
+            for url in (base + "index.m3u8", base + "manifest.mpd"):
+                run = await asyncio.to_thread(
+                    subprocess.run, [ffmpeg_exe, "-v", "error", "-i", url, "-t", "3", "-map", "0", "-f", "null", "-"],
+                    capture_output=True, text=True, timeout=60)
+                assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
+
+            # PyAV decodes live HLS video and audio too.
+            def decode_live(url: str) -> tuple[int, int]:
+                video = audio = 0
+                with av.open(url, timeout=20) as container:
+                    for frame in container.decode(video=0, audio=0):
+                        if isinstance(frame, av.VideoFrame):
+                            video += 1
+                        else:
+                            audio += 1
+                        if video >= 60 and audio >= 20:
+                            break
+                return video, audio
+            video, audio = await asyncio.to_thread(decode_live, base + "index.m3u8")
+            assert video >= 60 and audio >= 20
+
+            # Our ABR client plays the live presentation too (HLS and DASH).
+            for manifest in ("index.m3u8", "manifest.mpd"):
+                report = await play(base + manifest, max_media_seconds=3.0)
+                assert report.played >= 2.0 and report.segments, (manifest, report.summary())
+
+            if low_latency:
+                pl = m3u8.loads((await client.get(base + "v0/index.m3u8")).text)
+                assert pl.server_control.can_block_reload == "YES"
+                last = pl.media_sequence + len([s for s in pl.segments if s.uri]) - 1
+                started = time.monotonic()
+                resp = await client.get(base + f"v0/index.m3u8?_HLS_msn={last + 1}&_HLS_part=0")
+                assert resp.status_code == 200
+                assert f"seg-{last + 1}.0.m4s" in resp.text
+                assert time.monotonic() - started < 5
+                assert (await client.get(base + f"v0/index.m3u8?_HLS_msn={last + 10}")).status_code == 400
+                # The preload hint is answered when the part exists, not with a 404.
+                hinted = m3u8.loads((await client.get(base + "v0/index.m3u8")).text).preload_hint.uri
+                resp = await client.get(base + "v0/" + hinted)
+                assert resp.status_code == 200 and resp.content[4:8] == b"moof"
+                assert resp.headers["cache-control"] == "public, max-age=86400"
+
+            async def slid() -> bool:
+                resp = await client.get(base + "v0/index.m3u8")
+                return m3u8.loads(resp.text).media_sequence > 1
+            await wait_for(slid, 20)
+            # The publisher stops mid-segment (whenever we get here): the playlist stays valid and ends.
+            proc.terminate()
+            await asyncio.to_thread(proc.wait, 30)
+
+            async def ended() -> bool:
+                resp = await client.get(base + "v0/index.m3u8")
+                return "#EXT-X-ENDLIST" in resp.text
+            await wait_for(ended, 15)
+            final = m3u8.loads((await client.get(base + "v0/index.m3u8")).text)
+            for seg in final.segments:
+                assert (await client.get(base + "v0/" + seg.uri)).status_code == 200
+            # The recording was finished when the publisher left: an on-demand video under /vod/rec1/.
+            async with asyncio.timeout(10):
+                event = await recorded.get()
+            recorded.close()
+            assert event.topic == "vod.packaged" and event.data["id"] == "rec1", event
+            rec = m3u8.loads((await client.get(node_url(node, "/vod/rec1/v0/index.m3u8"))).text)
+            assert rec.is_endlist and sum(s.duration for s in rec.segments) >= 2 * SEGMENT
+            for manifest in ("index.m3u8", "manifest.mpd"):
+                run = await asyncio.to_thread(
+                    subprocess.run, [ffmpeg_exe, "-v", "error", "-i", node_url(node, f"/vod/rec1/{manifest}"),
+                                     "-map", "0", "-f", "null", "-"], capture_output=True, text=True, timeout=60)
+                assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
+
+            # Aged-out segments: 404, not a crash.
+            assert final.media_sequence > 1
+            assert (await client.get(base + "v0/seg-1.m4s")).status_code == 404
+
+            # A restart continues the playlist after a discontinuity.
+            proc = publish(ffmpeg_exe, node, "cam", 6)
+
+            async def restarted() -> bool:
+                resp = await client.get(base + "v0/index.m3u8")
+                pl = m3u8.loads(resp.text)
+                return not pl.is_endlist and any(s.discontinuity and s.uri for s in pl.segments)
+            await wait_for(restarted, 20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)

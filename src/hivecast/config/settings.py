@@ -56,6 +56,28 @@ class AuthSettings(Section):
     refresh_token_ttl: float = Field(30 * 86_400.0, gt=0)
 
 
+class RtmpSettings(Section):
+    """RTMP ingest and playback, HTTP-FLV, push relays (hivecast.rtmp)."""
+
+    enabled: bool = True
+    port: Port = 1935  # 0 picks a free one; the bound port is node.services["rtmp_port"]
+    app: str = Field("live", min_length=1)  # the application publishers and players connect to
+    handshake_timeout: Seconds = 10.0
+    idle_timeout: Seconds = 30.0  # a publisher or idle connection sending nothing this long is cut off
+    play_wait: float = Field(5.0, ge=0, le=600)  # a player may wait this long for a stream to go live
+    chunk_size: int = Field(4096, ge=128, le=65536)  # our outgoing chunk size
+    max_chunk_size: int = Field(1 << 20, ge=128)  # largest chunk size a peer may declare
+    max_message_size: int = Field(8 << 20, ge=1024, le=(1 << 24) - 1)
+    max_streams_per_connection: int = Field(8, ge=1, le=1024)
+    batch_ms: float = Field(20.0, ge=0, le=1000)  # write batching: the most latency it may add
+    reader_buffer_bytes: int = Field(4 << 20, ge=64 * 1024)  # unsent bytes per reader before it drops GOPs
+    write_timeout: Seconds = 15.0  # a reader that cannot take data this long is closed
+    publish_keys: dict[str, str] = Field(default_factory=dict)  # stream name (or "*") -> key, without an authorizer
+    push: dict[str, list[str]] = Field(default_factory=dict)  # stream name -> rtmp:// targets to push to
+    relay_retry_min: Seconds = 1.0
+    relay_retry_max: Seconds = 30.0
+
+
 class Settings(Section):
     role: Role = "serve"
     host: str = Field("0.0.0.0", min_length=1, description="address every listener binds to")
@@ -72,6 +94,7 @@ class Settings(Section):
     demo: bool = False
     limits: LimitsSettings = LimitsSettings()
     auth: AuthSettings = AuthSettings()
+    rtmp: RtmpSettings = RtmpSettings()
 
     @field_validator("origin_url", "parent_url")
     @classmethod

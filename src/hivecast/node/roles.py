@@ -7,6 +7,7 @@ from hivecast.node.frontdoor import FrontDoor
 from hivecast.node.media import MediaRoutes
 from hivecast.node.node import Node, StartupError
 from hivecast.node.web import ApiAndWeb
+from hivecast.rtsp.component import RtspComponent
 
 
 def build_node(settings: Settings) -> Node:
@@ -16,6 +17,7 @@ def build_node(settings: Settings) -> Node:
             raise StartupError("the edge role needs --origin URL (or origin_url in the config)")
         node.add(FrontDoor())
         return node
+    node.add(RtspComponent())
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))
     node.add(ApiAndWeb())
     node.add(FrontDoor())

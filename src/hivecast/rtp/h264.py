@@ -1,0 +1,221 @@
+"""H.264 RTP payload format (RFC 6184): single NAL unit, STAP-A and FU-A; packetization mode 1.
+
+Access units are handed around as lists of NAL units (no start codes); `annexb_join` and
+`annexb_split` convert to and from the Annex-B byte stream form the media layer uses.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+from hivecast.rtp.errors import PayloadError
+
+NAL_IDR = 5
+NAL_SEI = 6
+NAL_SPS = 7
+NAL_PPS = 8
+NAL_AUD = 9
+STAP_A = 24
+FU_A = 28
+START_CODE = b"\x00\x00\x00\x01"
+MAX_NALS_PER_AU = 1024
+MAX_AU_BYTES = 16 * 1024 * 1024
+
+
+def annexb_split(data: bytes) -> list[bytes]:
+    """NAL units of an Annex-B byte stream (3- or 4-byte start codes)."""
+    nals: list[bytes] = []
+    n = len(data)
+    i = data.find(b"\x00\x00\x01")
+    if i < 0:
+        return [data] if data else []
+    start = i + 3
+    while True:
+        j = data.find(b"\x00\x00\x01", start)
+        if j < 0:
+            nal = data[start:n]
+            if nal:
+                nals.append(nal.rstrip(b"\x00") if nal.endswith(b"\x00\x00") else nal)
+            return nals
+        end = j - 1 if j > start and data[j - 1] == 0 else j
+        if end > start:
+            nals.append(data[start:end])
+        start = j + 3
+
+
+def annexb_join(nals: list[bytes]) -> bytes:
+    return b"".join(START_CODE + nal for nal in nals)
+
+
+def nal_type(nal: bytes) -> int:
+    return nal[0] & 0x1F if nal else 0
+
+
+def is_keyframe(nals: list[bytes]) -> bool:
+    return any(nal_type(n) == NAL_IDR for n in nals)
+
+
+def profile_level_id(sps: bytes) -> str:
+    """The fmtp profile-level-id: profile_idc, constraint flags, level_idc (bytes 1..3 of the SPS)."""
+    if len(sps) < 4:
+        return "42e01f"
+    return sps[1:4].hex()
+
+
+def sprop_parameter_sets(sps: bytes, pps: bytes) -> str:
+    return ",".join(base64.b64encode(x).decode() for x in (sps, pps))
+
+
+def parse_sprop_parameter_sets(value: str) -> list[bytes]:
+    out: list[bytes] = []
+    for part in value.split(",")[:8]:
+        part = part.strip()
+        if part:
+            try:
+                out.append(base64.b64decode(part + "=" * (-len(part) % 4)))
+            except ValueError as exc:
+                raise PayloadError(f"bad sprop-parameter-sets: {exc}") from None
+    return out
+
+
+class H264Packetizer:
+    """Access unit (list of NALs) -> RTP payloads with the marker on the last packet of the AU."""
+
+    def __init__(self, mtu: int = 1200) -> None:
+        if mtu < 64:
+            raise ValueError("mtu too small")
+        self.mtu = mtu
+
+    def packetize(self, nals: list[bytes]) -> list[tuple[bytes, bool]]:
+        payloads: list[bytes] = []
+        pending: list[bytes] = []  # small NALs to aggregate into one STAP-A
+
+        def flush() -> None:
+            if not pending:
+                return
+            if len(pending) == 1:
+                payloads.append(pending[0])
+            else:
+                nri = max(n[0] & 0x60 for n in pending)
+                payloads.append(bytes((nri | STAP_A,)) + b"".join(
+                    len(n).to_bytes(2, "big") + n for n in pending))
+            pending.clear()
+
+        pending_size = 1
+        for nal in nals:
+            if not nal or nal_type(nal) == NAL_AUD:
+                continue
+            if len(nal) <= self.mtu:
+                if pending_size + 2 + len(nal) > self.mtu:
+                    flush()
+                    pending_size = 1
+                pending.append(nal)
+                pending_size += 2 + len(nal)
+                continue
+            flush()
+            pending_size = 1
+            # FU-A (RFC 6184 5.8): FU indicator carries F and NRI, the header S/E and the type.
+            indicator = (nal[0] & 0xE0) | FU_A
+            kind = nal[0] & 0x1F
+            body = memoryview(nal)[1:]
+            chunk = self.mtu - 2
+            for off in range(0, len(body), chunk):
+                header = kind
+                if off == 0:
+                    header |= 0x80
+                if off + chunk >= len(body):
+                    header |= 0x40
+                payloads.append(bytes((indicator, header)) + body[off : off + chunk])
+        flush()
+        return [(p, i == len(payloads) - 1) for i, p in enumerate(payloads)]
+
+
+@dataclass(slots=True)
+class H264AccessUnit:
+    timestamp: int
+    nals: list[bytes] = field(default_factory=list)
+
+    @property
+    def keyframe(self) -> bool:
+        return is_keyframe(self.nals)
+
+
+class H264Depacketizer:
+    """RTP payloads (in sequence order) -> access units. A lost fragment drops its NAL unit."""
+
+    def __init__(self) -> None:
+        self._au: H264AccessUnit | None = None
+        self._size = 0
+        self._fu: bytearray | None = None
+        self._last_seq: int | None = None
+        self.dropped_nals = 0
+
+    def push(self, payload: bytes, timestamp: int, marker: bool, seq: int | None = None) -> list[H264AccessUnit]:
+        out: list[H264AccessUnit] = []
+        gap = False
+        if seq is not None:
+            gap = self._last_seq is not None and seq != (self._last_seq + 1) & 0xFFFF
+            self._last_seq = seq
+        if self._au is not None and self._au.timestamp != timestamp:
+            out.extend(self._finish())
+        if gap and self._fu is not None:
+            self._fu = None
+            self.dropped_nals += 1
+        if not payload:
+            raise PayloadError("empty H.264 payload")
+        kind = payload[0] & 0x1F
+        if 1 <= kind <= 23:
+            self._add(timestamp, payload)
+        elif kind == STAP_A:
+            pos = 1
+            while pos < len(payload):
+                if pos + 2 > len(payload):
+                    raise PayloadError("STAP-A size field truncated")
+                size = int.from_bytes(payload[pos : pos + 2], "big")
+                pos += 2
+                if size == 0 or pos + size > len(payload):
+                    raise PayloadError("STAP-A NAL unit truncated")
+                self._add(timestamp, payload[pos : pos + size])
+                pos += size
+        elif kind == FU_A:
+            if len(payload) < 2:
+                raise PayloadError("FU-A header truncated")
+            start, end = payload[1] & 0x80, payload[1] & 0x40
+            if start:
+                if self._fu is not None:
+                    self.dropped_nals += 1
+                self._fu = bytearray(((payload[0] & 0xE0) | (payload[1] & 0x1F),))
+                self._fu += payload[2:]
+            elif self._fu is None:
+                self.dropped_nals += 1  # middle of a NAL whose start we lost
+            else:
+                self._fu += payload[2:]
+                if len(self._fu) > MAX_AU_BYTES:
+                    self._fu = None
+                    raise PayloadError("FU-A NAL unit too large")
+            if end and self._fu is not None:
+                self._add(timestamp, bytes(self._fu))
+                self._fu = None
+        else:
+            raise PayloadError(f"unsupported H.264 packet type {kind}")
+        if marker:
+            out.extend(self._finish())
+        return out
+
+    def _add(self, timestamp: int, nal: bytes) -> None:
+        if self._au is None:
+            self._au = H264AccessUnit(timestamp)
+            self._size = 0
+        if len(self._au.nals) >= MAX_NALS_PER_AU or self._size + len(nal) > MAX_AU_BYTES:
+            raise PayloadError("access unit too large")
+        self._au.nals.append(nal)
+        self._size += len(nal)
+
+    def _finish(self) -> list[H264AccessUnit]:
+        au, self._au = self._au, None
+        self._fu = None
+        return [au] if au is not None and au.nals else []
+
+    def flush(self) -> list[H264AccessUnit]:
+        return self._finish()

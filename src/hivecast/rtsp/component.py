@@ -1,0 +1,80 @@
+"""The node component for RTSP: the live registry, the RTSP server, the demo channel and pulls."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any
+
+from hivecast.media.live import LiveRegistry
+from hivecast.rtsp.server import RtspServer
+
+if TYPE_CHECKING:
+    from hivecast.node.node import Node
+
+log = logging.getLogger(__name__)
+
+
+class RtspComponent:
+    """Publishes `live_registry`, `rtsp_server` and `rtsp_port` in `node.services`."""
+
+    name = "rtsp"
+
+    def __init__(self) -> None:
+        self.server: RtspServer | None = None
+        self._node: Node | None = None
+        self._extras: list[Any] = []  # demo channel and pull clients, each with async stop()
+
+    async def start(self, node: Node) -> None:
+        self._node = node
+        settings = node.settings
+        registry = node.services.get("live_registry")
+        if registry is None:
+            registry = LiveRegistry(node.bus, allow_replace=settings.rtsp.replace_publisher)
+            node.services["live_registry"] = registry
+        self.server = RtspServer(registry, host=settings.host, port=settings.rtsp_port, settings=settings.rtsp,
+                                 authorize=self.authorize_publish,
+                                 limits=settings.limits.connection_limits())
+        await self.server.start()
+        node.services["rtsp_server"] = self.server
+        node.services["rtsp_port"] = self.server.port
+        node.services["rtsp_rtp_port"] = self.server.rtp_port
+        if settings.demo:
+            from hivecast.media.demo import DemoChannel
+
+            demo = DemoChannel(registry)
+            await demo.start()
+            self._extras.append(demo)
+        for name, url in settings.rtsp.pull.items():
+            from hivecast.rtsp.client import PullSource
+
+            pull = PullSource(url, name, registry)
+            pull.start()
+            self._extras.append(pull)
+
+    async def authorize_publish(self, name: str, key: str | None) -> bool:
+        assert self._node is not None
+        settings = self._node.settings
+        if settings.open_publish:
+            return True
+        authorizer = self._node.services.get("publish_authorizer")
+        if authorizer is not None:
+            return bool(await authorizer.authorize_publish(name, key))
+        keys = settings.rtsp.publish_keys
+        expected = keys.get(name, keys.get("*"))
+        return expected is not None and key is not None and hmac.compare_digest(expected, key)
+
+    async def stop(self) -> None:
+        for extra in reversed(self._extras):
+            try:
+                await extra.stop()
+            except Exception:
+                log.exception("stopping %r failed", extra)
+        self._extras.clear()
+        if self.server is not None:
+            await self.server.close()
+            self.server = None
+        if self._node is not None:
+            registry = self._node.services.get("live_registry")
+            if isinstance(registry, LiveRegistry):
+                registry.close_all()

@@ -65,7 +65,7 @@ def parse_video(payload: bytes) -> VideoPacket:
     if b0 & 0x80:
         frame_type = (b0 >> 4) & 0x07
         pkt = b0 & 0x0F
-        if pkt == PKT_MULTITRACK or pkt == PKT_MODEX:
+        if pkt in (PKT_MULTITRACK, PKT_MODEX):
             raise FlvError("Enhanced RTMP multitrack/ModEx video packets are not supported")
         if len(payload) < 5:
             raise FlvError("truncated Enhanced RTMP video header")
@@ -106,7 +106,7 @@ def parse_audio(payload: bytes) -> AudioPacket:
     fmt = b0 >> 4
     if fmt == SOUND_EX_HEADER:
         pkt = b0 & 0x0F
-        if pkt == 5 or pkt == 7:
+        if pkt in (5, 7):
             raise FlvError("Enhanced RTMP multitrack/ModEx audio packets are not supported")
         if len(payload) < 5:
             raise FlvError("truncated Enhanced RTMP audio header")

@@ -173,8 +173,7 @@ class FlvToUnits:
                 nals = self.params + nals
         dts = self._ts(timestamp) * 90
         pts = dts + pkt.composition_time * 90
-        codec = "h264" if pkt.codec == "h264" else "h265"
-        return AccessUnit(VIDEO_TRACK, codec, pts, dts, VIDEO_CLOCK, pkt.keyframe, flv.to_annexb(nals))
+        return AccessUnit(VIDEO_TRACK, "h264" if pkt.codec == "h264" else "h265", pts, dts, VIDEO_CLOCK, pkt.keyframe, flv.to_annexb(nals))
 
     def audio(self, timestamp: int, payload: bytes) -> AccessUnit | None:
         pkt = flv.parse_audio(payload)
@@ -207,8 +206,7 @@ class FlvToUnits:
         if self._next_audio is not None and abs(ticks - self._next_audio) <= rate // 1000 + 1:
             ticks = self._next_audio
         self._next_audio = ticks + self._audio_frame
-        codec = "aac" if pkt.codec == "aac" else "opus"
-        return AccessUnit(AUDIO_TRACK, codec, ticks, ticks, rate, False, pkt.data)
+        return AccessUnit(AUDIO_TRACK, "aac" if pkt.codec == "aac" else "opus", ticks, ticks, rate, False, pkt.data)
 
 
 @dataclass(slots=True, eq=False)

@@ -333,7 +333,9 @@ class ServerSession(_Base):
             raise ProtocolError(f"{name!r} while connect is pending")
         if name == "connect":
             raise ProtocolError("connect twice on one connection")
-        if name in ("releaseStream", "FCPublish", "getStreamLength", "checkBandwidth", "_checkbw"):
+        if name == "getStreamLength":
+            self.send(command("_result", txn, None, 0.0))  # a live stream has no length
+        elif name in ("releaseStream", "FCPublish", "checkBandwidth", "_checkbw"):
             if txn:
                 self.send(command("_result", txn, None, amf0.UNDEFINED_VALUE))
             if name == "FCPublish" and args and isinstance(args[0], str):

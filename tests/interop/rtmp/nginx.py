@@ -21,8 +21,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextlib.asynccontextmanager
-async def nginx_rtmp(workdir: Path, *, worker_connections: int = 4096) -> AsyncIterator[int]:
+def prepare(workdir: Path, worker_connections: int = 4096) -> tuple[str, int, Path]:
+    """(nginx executable, port, config file) for an nginx-rtmp in `workdir`, or a skip."""
     exe = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if exe is None or not MODULE.exists():
         pytest.skip("nginx with libnginx-mod-rtmp is not installed (scripts/provision.sh installs it)")
@@ -35,6 +35,12 @@ async def nginx_rtmp(workdir: Path, *, worker_connections: int = 4096) -> AsyncI
         f"error_log {workdir}/error.log warn;\nevents {{ worker_connections {worker_connections}; }}\n"
         f"rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n"
         f"  application live {{ live on; record off; }} }} }}\n")
+    return exe, port, conf
+
+
+@contextlib.asynccontextmanager
+async def nginx_rtmp(workdir: Path, *, worker_connections: int = 4096) -> AsyncIterator[int]:
+    exe, port, conf = prepare(workdir, worker_connections)
     proc = await asyncio.create_subprocess_exec(exe, "-c", str(conf), "-p", str(workdir),
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:
@@ -46,7 +52,7 @@ async def nginx_rtmp(workdir: Path, *, worker_connections: int = 4096) -> AsyncI
                     break
                 except OSError:
                     if proc.returncode is not None:
-                        pytest.skip(f"nginx did not start: {(workdir / 'error.log').read_text()[-500:]}")
+                        pytest.skip(f"nginx did not start (see {workdir}/error.log)")
                     await asyncio.sleep(0.1)
         yield port
     finally:

@@ -38,7 +38,7 @@ async def test_push_to_nginx_and_pull_back(node_factory: NodeFactory, ffmpeg_exe
     async with nginx_rtmp(tmp_path / "nginx") as nport:
         node = await node_factory(open_publish=True, rtmp={"port": 0})
         registry = node.services["live_registry"]
-        pub = await publish_rtmp(ffmpeg_exe, rtmp_url(node, "src"), 10)
+        pub = await publish_rtmp(ffmpeg_exe, rtmp_url(node, "src"), 16)
         push = PushRelay(registry, "src", f"rtmp://127.0.0.1:{nport}/live/relayed", retry_min=0.3)
         pull = PullSource(registry, "back", f"rtmp://127.0.0.1:{nport}/live/relayed", retry_min=0.3)
         try:

@@ -50,7 +50,7 @@ async def test_hub_start_share_and_drop() -> None:
     hub = manager.hub("s")
     assert hub is not None and manager.hub("s") is hub
     fast_r, fast_w, fast_srv = await _pair(False)
-    slow_r, slow_w, slow_srv = await _pair(True)
+    _slow_r, slow_w, slow_srv = await _pair(True)
     fast, first = hub.add_rtmp(fast_srv.transport, 1)
     fast_srv.write(first)
     slow, first2 = hub.add_rtmp(slow_srv.transport, 1)

@@ -186,3 +186,44 @@ class PullSource(_Relay):
                 publisher.close()
             await client.close()
 
+
+
+class Forwarder(_Relay):
+    """Plays `source` and publishes the same FLV messages to `url` (the CLI's push and pull)."""
+
+    kind = "forward"
+
+    def __init__(self, source: str, url: str, *, retry_min: float = 1.0, retry_max: float = 30.0,
+                 registry: LiveRegistry | None = None) -> None:
+        super().__init__(registry or LiveRegistry(), source, url, retry_min=retry_min, retry_max=retry_max)
+        self.source = source
+
+    async def _once(self) -> None:
+        self.state = "connecting"
+        src = await RtmpClient.open(self.source)
+        try:
+            await src.play()
+            dst = await RtmpClient.open(self.url)
+            try:
+                await dst.publish()
+                incoming = asyncio.get_running_loop().create_task(dst.consume())
+                self.state = "running"
+                self.connected_since = time.monotonic()
+                try:
+                    while True:
+                        for ev in await src.events(timeout=30):
+                            if isinstance(ev, MetadataReceived):
+                                dst.send_metadata(ev.metadata)
+                            elif isinstance(ev, MediaReceived) and ev.message.type_id in (AUDIO, VIDEO):
+                                dst.send_media(ev.message.type_id, ev.message.timestamp, ev.message.payload)
+                                self.bytes += len(ev.message.payload)
+                        await dst.flush()
+                        if incoming.done():
+                            incoming.result()
+                            raise RtmpError("target closed the connection")
+                finally:
+                    incoming.cancel()
+            finally:
+                await dst.close()
+        finally:
+            await src.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
+import httpx
 import pytest
 
 from tests.conftest import NodeFactory, node_url
@@ -15,6 +16,7 @@ pytestmark = [pytest.mark.interop]
 
 async def test_h264_aac_rtmp_in_rtmp_and_httpflv_out(node_factory: NodeFactory, ffmpeg_exe: str) -> None:
     node = await node_factory(open_publish=True, rtmp={"port": 0})
+    qos = node.bus.subscribe("stream.qos")
     pub = await publish_rtmp(ffmpeg_exe, rtmp_url(node, "cam1"), 9)
     try:
         stream = await wait_live(node, "cam1")
@@ -27,6 +29,11 @@ async def test_h264_aac_rtmp_in_rtmp_and_httpflv_out(node_factory: NodeFactory, 
         assert frames1 >= 120 and frames2 >= 120  # 5 s at 25 fps, less the odd frame at the edges
         info = node.services["live_registry"].info("cam1")
         assert info["qos"].get("protocol") == "rtmp" and info["qos"]["bitrate_kbps"] > 0
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(node_url(node, "/metrics"))).text
+        assert "hivecast_rtmp_publishers 1.0" in metrics and "hivecast_flv_messages" in metrics
+        event = await asyncio.wait_for(qos.get(), 5)
+        assert event.data["name"] == "cam1" and event.data["fps"] > 0
     finally:
         rc, err = await finish(pub, 30)
     assert rc == 0, err

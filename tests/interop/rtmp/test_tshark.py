@@ -42,7 +42,7 @@ async def test_capture_has_no_malformed_rtmp(node_factory: NodeFactory, ffmpeg_e
     try:
         pub = await publish_rtmp(ffmpeg_exe, rtmp_url(node, "cap"), 5)
         await wait_live(node, "cap")
-        rc, frames, err = await decode(ffmpeg_exe, rtmp_url(node, "cap"), 2)
+        rc, _frames, err = await decode(ffmpeg_exe, rtmp_url(node, "cap"), 2)
         assert rc == 0 and not err, err
         await finish(pub, 30)
         await asyncio.sleep(0.5)

@@ -52,7 +52,7 @@ async def test_serve_rtmp_port_and_cli_pull(tmp_path: Path, ffmpeg_exe: str) -> 
         rc, frames, err = await decode(ffmpeg_exe, f"rtmp://127.0.0.1:{rtmp}/live/copy", 3)
         assert rc == 0 and not err, err
         assert frames >= 60
-        rc, out = await finish(pull, 30)
+        await finish(pull, 30)
         await finish(pub, 30)
     finally:
         if pull is not None and pull.returncode is None:

@@ -42,7 +42,7 @@ def connected_pair() -> tuple[ClientSession, ServerSession]:
 
 
 def test_publish_flow_and_media() -> None:
-    _, server = connected_pair()
+    client, server = connected_pair()
     client.create_stream("cam")
     _, c_ev = pump(client, server)
     assert [type(e) for e in c_ev] == [StreamCreated] and client.stream_id == 1
@@ -63,7 +63,7 @@ def test_publish_flow_and_media() -> None:
 
 
 def test_play_flow_and_refusals() -> None:
-    _, server = connected_pair()
+    client, server = connected_pair()
     client.create_stream()
     pump(client, server)
     client.play("nope")
@@ -114,7 +114,7 @@ def test_reject_connect_and_amf3_command() -> None:
 def test_ping_and_ack() -> None:
     from hivecast.rtmp.chunk import PING_REQUEST, user_control, window_ack_size
 
-    _, server = connected_pair()
+    client, server = connected_pair()
     w = ChunkWriter()
     server.receive_data(w.write(user_control(PING_REQUEST, 1234)))
     reply = client.reader.feed(server.data_to_send())

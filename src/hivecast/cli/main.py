@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "hivecast.cli.node_commands",
     "hivecast.media.packaging.commands",
     "hivecast.rtsp.cli",
+    "hivecast.rtmp.cli",
 ]
 
 

@@ -69,6 +69,26 @@ class PackagingSettings(Section):
     low_latency: bool = Field(True, description="LL-HLS partial segments and blocking reload")
     part_seconds: float = Field(0.5, ge=0.1, le=2.0, description="LL-HLS part target")
     blocking_timeout: float = Field(6.0, gt=0, le=30, description="longest wait of a blocking playlist reload")
+class RtmpSettings(Section):
+    """RTMP ingest and playback, HTTP-FLV, push relays (hivecast.rtmp)."""
+
+    enabled: bool = True
+    port: Port = 1935  # 0 picks a free one; the bound port is node.services["rtmp_port"]
+    app: str = Field("live", min_length=1)  # the application publishers and players connect to
+    handshake_timeout: Seconds = 10.0
+    idle_timeout: Seconds = 30.0  # a publisher or idle connection sending nothing this long is cut off
+    play_wait: float = Field(5.0, ge=0, le=600)  # a player may wait this long for a stream to go live
+    chunk_size: int = Field(4096, ge=128, le=65536)  # our outgoing chunk size
+    max_chunk_size: int = Field(1 << 20, ge=128)  # largest chunk size a peer may declare
+    max_message_size: int = Field(8 << 20, ge=1024, le=(1 << 24) - 1)
+    max_streams_per_connection: int = Field(8, ge=1, le=1024)
+    batch_ms: float = Field(20.0, ge=0, le=1000)  # write batching: the most latency it may add
+    reader_buffer_bytes: int = Field(4 << 20, ge=64 * 1024)  # unsent bytes per reader before it drops GOPs
+    write_timeout: Seconds = 15.0  # a reader that cannot take data this long is closed
+    publish_keys: dict[str, str] = Field(default_factory=dict)  # stream name (or "*") -> key, without an authorizer
+    push: dict[str, list[str]] = Field(default_factory=dict)  # stream name -> rtmp:// targets to push to
+    relay_retry_min: Seconds = 1.0
+    relay_retry_max: Seconds = 30.0
 
 
 class RtspSettings(Section):
@@ -105,6 +125,7 @@ class Settings(Section):
     limits: LimitsSettings = LimitsSettings()
     auth: AuthSettings = AuthSettings()
     packaging: PackagingSettings = PackagingSettings()
+    rtmp: RtmpSettings = RtmpSettings()
     rtsp: RtspSettings = RtspSettings()
 
     @field_validator("origin_url", "parent_url")

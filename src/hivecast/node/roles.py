@@ -9,6 +9,7 @@ from hivecast.node.frontdoor import FrontDoor
 from hivecast.node.media import MediaRoutes
 from hivecast.node.node import Node, StartupError
 from hivecast.node.web import ApiAndWeb
+from hivecast.rtmp.component import RtmpComponent
 from hivecast.rtsp.component import RtspComponent
 
 
@@ -20,6 +21,7 @@ def build_node(settings: Settings) -> Node:
         node.add(FrontDoor())
         return node
     node.add(RtspComponent())
+    node.add(RtmpComponent())  # before MediaRoutes: it owns the /live/ prefix first (HTTP-FLV)
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))
     node.add(PackagerService())
     node.add(LivePackager())

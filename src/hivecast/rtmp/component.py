@@ -1,0 +1,153 @@
+"""The node component for RTMP: the RTMP server, HTTP-FLV at /live/NAME.flv, push relays, metrics.
+
+Publishes `rtmp_server`, `rtmp_port`, `rtmp_fanout` and `rtmp_relays` in `node.services`. It uses
+the node's `live_registry` (creating it when the RTSP component is absent) and the publish rules
+of the contracts: `--open-publish`, else `node.services["publish_authorizer"]`, else the configured
+keys (`[rtmp] publish_keys`, then `[rtsp] publish_keys`).
+
+Stream keys OBS style: publishing to `rtmp://HOST/live/KEY` with a configured key maps to that
+key's stream name; with an authorizer, the name and the key are both KEY
+(`authorize_publish(KEY, KEY)`), so an authorizer that knows keys can accept it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Gauge
+
+from hivecast.http import StaticFiles
+from hivecast.media import LiveRegistry
+from hivecast.net.errors import AddressInUse
+from hivecast.rtmp.fanout import FanoutManager, FanoutSettings
+from hivecast.rtmp.httpflv import HttpFlv, live_dispatcher
+from hivecast.rtmp.server import RtmpServer
+
+if TYPE_CHECKING:
+    from hivecast.node.node import Node
+
+log = logging.getLogger(__name__)
+
+
+class RtmpComponent:
+    name = "rtmp"
+
+    def __init__(self) -> None:
+        self.server: RtmpServer | None = None
+        self.fanout: FanoutManager | None = None
+        self.relays: list[Any] = []
+        self._node: Node | None = None
+
+    def _keys(self) -> dict[str, str]:
+        assert self._node is not None
+        settings = self._node.settings
+        keys: dict[str, str] = dict(getattr(getattr(settings, "rtsp", None), "publish_keys", {}) or {})
+        keys.update(settings.rtmp.publish_keys)
+        return keys
+
+    async def authorize_publish(self, name: str, key: str | None) -> bool:
+        assert self._node is not None
+        if self._node.settings.open_publish:
+            return True
+        authorizer = self._node.services.get("publish_authorizer")
+        if authorizer is not None:
+            return bool(await authorizer.authorize_publish(name, key))
+        keys = self._keys()
+        expected = keys.get(name, keys.get("*"))
+        return expected is not None and key is not None and hmac.compare_digest(expected, key)
+
+    def resolve_key(self, candidate: str) -> str | None:
+        """The stream name whose configured key is `candidate` (OBS puts the key where the name goes)."""
+        for name, key in self._keys().items():
+            if name != "*" and hmac.compare_digest(key, candidate):
+                return name
+        return None
+
+    async def start(self, node: Node) -> None:
+        self._node = node
+        settings = node.settings
+        cfg = settings.rtmp
+        registry = node.services.get("live_registry")
+        if registry is None:
+            registry = LiveRegistry(node.bus)
+            node.services["live_registry"] = registry
+        self.fanout = FanoutManager(registry, FanoutSettings(
+            batch_ms=cfg.batch_ms, chunk_size=cfg.chunk_size, max_queue_bytes=cfg.reader_buffer_bytes,
+            write_timeout=cfg.write_timeout))
+        node.services["rtmp_fanout"] = self.fanout
+        # HTTP-FLV: our /live/ dispatcher goes in before MediaRoutes' (see httpflv.py).
+        flv = HttpFlv(self.fanout, play_wait=min(cfg.play_wait, 5.0), idle_timeout=cfg.idle_timeout)
+        static = StaticFiles(settings.media_dir / "live")
+        (settings.media_dir / "live").mkdir(parents=True, exist_ok=True)
+
+        async def fallback(request: Any) -> Any:
+            handler = node.services.get("live_http_fallback")
+            return await (handler or static)(request)
+
+        node.router.prefix("/live/", live_dispatcher(flv, fallback))
+        if not cfg.enabled:
+            return
+        self.server = RtmpServer(registry, self.fanout, host=settings.host, port=cfg.port, settings=cfg,
+                                 authorize=self.authorize_publish, resolve_key=self.resolve_key,
+                                 limits=settings.limits.connection_limits(), bus=node.bus)
+        try:
+            await self.server.start()
+        except AddressInUse as exc:
+            if cfg.port != 1935:
+                raise
+            # The default port is taken (another node in this process, a system nginx-rtmp): run
+            # without RTMP ingest rather than refuse to start the node; the log says why.
+            log.error("rtmp disabled: %s (set [rtmp] port, 0 for any free port)", exc)
+            self.server = None
+        if self.server is not None:
+            node.services["rtmp_server"] = self.server
+            node.services["rtmp_port"] = self.server.port
+            log.info("rtmp listening on %s:%d", settings.host, self.server.port)
+        self._metrics(node, flv)
+        from hivecast.rtmp.relay import PushRelay
+
+        for name, targets in cfg.push.items():
+            for url in targets:
+                relay = PushRelay(registry, name, url, retry_min=cfg.relay_retry_min, retry_max=cfg.relay_retry_max)
+                relay.start()
+                self.relays.append(relay)
+        node.services["rtmp_relays"] = self.relays
+
+    def _metrics(self, node: Node, flv: HttpFlv) -> None:
+        reg = node.metrics.registry
+        server = self.server
+        fanout = self.fanout
+        assert fanout is not None
+
+        def gauge(name: str, doc: str, fn: Any) -> None:
+            Gauge(name, doc, registry=reg).set_function(fn)
+
+        if server is not None:
+            gauge("hivecast_rtmp_connections", "Open RTMP connections", lambda: server.connections)
+            gauge("hivecast_rtmp_publishers", "RTMP publishers live", lambda: server.publishers)
+            gauge("hivecast_rtmp_players", "RTMP players", lambda: server.players)
+            gauge("hivecast_rtmp_received_bytes", "Bytes received from RTMP peers", lambda: server.bytes_received)
+            gauge("hivecast_rtmp_refused", "RTMP publishes or connects refused", lambda: server.refused)
+            gauge("hivecast_rtmp_protocol_errors", "RTMP connections dropped for protocol errors",
+                  lambda: server.protocol_errors)
+        gauge("hivecast_flv_readers", "RTMP and HTTP-FLV readers of all streams",
+              lambda: sum(len(h.readers) for h in fanout.hubs.values()))
+        gauge("hivecast_flv_dropped_gops", "GOPs dropped for slow RTMP/HTTP-FLV readers (current readers)",
+              lambda: sum(h.figures()["dropped_gops"] for h in fanout.hubs.values()))
+        gauge("hivecast_flv_messages", "FLV messages converted (current streams)",
+              lambda: sum(h.messages for h in fanout.hubs.values()))
+
+    async def stop(self) -> None:
+        for relay in self.relays:
+            try:
+                await relay.stop()
+            except Exception:
+                log.exception("stopping %r failed", relay)
+        self.relays.clear()
+        if self.server is not None:
+            await self.server.close(grace=0.5)
+            self.server = None
+        if self.fanout is not None:
+            self.fanout.close()

@@ -1,0 +1,54 @@
+"""HTTP-FLV playback at /live/NAME.flv on the front door.
+
+The router picks the longest matching prefix, and `/live/` is already the media store's
+(`MediaRoutes`). FLV paths have no longer common prefix, so the RTMP component registers its own
+`/live/` dispatcher before `MediaRoutes` starts (equal prefixes keep registration order): `.flv`
+paths are answered here, every other `/live/...` path goes to the handler in
+`node.services["live_http_fallback"]` when a component provides one, else to the same static
+files `MediaRoutes` serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from hivecast.http import Handler, Request, Response
+from hivecast.rtmp.fanout import FanoutManager
+
+
+class HttpFlv:
+    def __init__(self, fanout: FanoutManager, *, play_wait: float, idle_timeout: float = 30.0) -> None:
+        self.fanout = fanout
+        self.play_wait = play_wait
+        self.idle_timeout = idle_timeout
+        self.viewers = 0
+
+    async def __call__(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return Response.text("method not allowed\n", status=405, headers=[("allow", "GET, HEAD")])
+        name = request.path[len("/live/") : -len(".flv")].strip("/")
+        if not name or "/" in name:
+            return Response.text("not found\n", status=404)
+        hub = self.fanout.hub(name)
+        deadline = time.monotonic() + self.play_wait
+        while hub is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            hub = self.fanout.hub(name)
+        if hub is None:
+            return Response.text(f"stream {name} is not live\n", status=404, headers=[("cache-control", "no-store")])
+        headers = [("content-type", "video/x-flv"), ("cache-control", "no-cache, no-store"),
+                   ("access-control-allow-origin", "*")]
+        if request.method == "HEAD":
+            return Response(200, headers, b"")
+        reader, first = hub.add_flv()
+        return Response(200, headers, reader.body(first, self.idle_timeout))
+
+
+def live_dispatcher(flv: HttpFlv, fallback: Handler) -> Handler:
+    async def dispatch(request: Request) -> Response:
+        if request.path.endswith(".flv"):
+            return await flv(request)
+        return await fallback(request)
+
+    return dispatch

@@ -1,0 +1,229 @@
+"""Relays: push a live stream to another RTMP server, and pull one from an RTMP URL.
+
+Each relay is one task with a reconnect loop and exponential back-off, and a `status()` dict
+(state, attempts, last error, bytes) for the API and the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from hivecast.media import LiveRegistry, Publisher, StreamBusyError, StreamEnded
+from hivecast.net import NetError
+from hivecast.rtmp import amf0
+from hivecast.rtmp.chunk import AUDIO, DATA_AMF0, VIDEO, Message
+from hivecast.rtmp.client import RtmpClient
+from hivecast.rtmp.errors import FlvError, RtmpError
+from hivecast.rtmp.mapping import FlvToUnits, UnitsToFlv, metadata_message
+from hivecast.rtmp.session import MediaReceived, MetadataReceived
+
+log = logging.getLogger(__name__)
+
+
+class _Relay:
+    kind = "relay"
+
+    def __init__(self, registry: LiveRegistry, name: str, url: str, *, retry_min: float = 1.0,
+                 retry_max: float = 30.0) -> None:
+        self.registry = registry
+        self.name = name
+        self.url = url
+        self.retry_min = retry_min
+        self.retry_max = retry_max
+        self.state = "idle"
+        self.attempts = 0
+        self.last_error = ""
+        self.bytes = 0
+        self.connected_since = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "url": self.url, "state": self.state, "attempts": self.attempts,
+                "last_error": self.last_error, "bytes": self.bytes,
+                "connected_for": round(time.monotonic() - self.connected_since, 1) if self.state == "running" else 0.0}
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"rtmp {self.kind} {self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, 2.0)
+            self._task = None
+        self.state = "stopped"
+
+    async def _once(self) -> None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        delay = self.retry_min
+        while True:
+            self.attempts += 1
+            started = time.monotonic()
+            try:
+                await self._once()
+                self.last_error = ""
+            except (NetError, RtmpError, OSError, TimeoutError, StreamBusyError) as exc:
+                self.last_error = str(exc) or type(exc).__name__
+                log.info("rtmp %s %s -> %s: %s", self.kind, self.name, self.url, self.last_error)
+            self.state = "retrying"
+            if time.monotonic() - started > 30:
+                delay = self.retry_min  # it ran for a while: start the back-off again
+            await asyncio.sleep(delay)
+            delay = min(self.retry_max, delay * 2)
+
+
+class PushRelay(_Relay):
+    """Sends live stream `name` to `url` whenever the stream is live."""
+
+    kind = "push"
+
+    async def _once(self) -> None:
+        self.state = "waiting"
+        while self.registry.get(self.name) is None:
+            await asyncio.sleep(0.25)
+        reader = self.registry.subscribe(self.name, maxlen=1024)
+        stream = reader.stream
+        try:
+            self.state = "connecting"
+            client = await RtmpClient.open(self.url)
+            try:
+                await client.publish()
+                # Read what the target sends (acks, pings, errors) alongside our writes.
+                incoming = asyncio.get_running_loop().create_task(client.consume())
+                self.state = "running"
+                self.connected_since = time.monotonic()
+                conv = UnitsToFlv(stream.tracks)
+                meta = metadata_message(stream.tracks)
+                client.session.send(_data_message(client, meta.payload))
+                for msg in conv.headers():
+                    client.send_media(msg.type_id, msg.timestamp, msg.payload)
+                await client.flush()
+                while True:
+                    try:
+                        async with asyncio.timeout(30):
+                            au = await reader.get()
+                    except StreamEnded:
+                        return
+                    for msg in conv.convert(au):
+                        client.send_media(msg.type_id, msg.timestamp, msg.payload)
+                        self.bytes += len(msg.payload)
+                    # Drain only when the socket buffer is high, so small messages batch up.
+                    out = client.session.data_to_send()
+                    if out:
+                        client.conn.write(out)
+                        if client.conn.transport.get_write_buffer_size() > 256 * 1024:
+                            await client.conn.drain()
+                    if incoming.done():
+                        incoming.result()  # raises what ended the target's side
+                        raise RtmpError("target closed the connection")
+            finally:
+                incoming.cancel()
+                await client.close()
+        finally:
+            reader.close()
+
+
+def _data_message(client: RtmpClient, payload: bytes) -> Message:
+    # "@setDataFrame" is what servers (nginx-rtmp, ffmpeg) expect in front of a publisher's onMetaData.
+    values = amf0.decode_all(payload)
+    return Message(DATA_AMF0, client.session.stream_id, 0, amf0.encode("@setDataFrame", *values), 5)
+
+
+class PullSource(_Relay):
+    """Plays `url` and publishes it into the registry as `name`."""
+
+    kind = "pull"
+
+    async def _once(self) -> None:
+        self.state = "connecting"
+        client = await RtmpClient.open(self.url)
+        publisher: Publisher | None = None
+        try:
+            await client.play()
+            ingest = FlvToUnits()
+            held: list[tuple[int, int, bytes]] = []
+            self.state = "running"
+            self.connected_since = time.monotonic()
+            while True:
+                for ev in await client.events(timeout=30):
+                    if isinstance(ev, MetadataReceived):
+                        ingest.set_metadata(ev.metadata)
+                        continue
+                    if not isinstance(ev, MediaReceived) or ev.message.type_id not in (AUDIO, VIDEO):
+                        continue
+                    m = ev.message
+                    self.bytes += len(m.payload)
+                    try:
+                        au = ingest.video(m.timestamp, m.payload) if m.type_id == VIDEO else ingest.audio(
+                            m.timestamp, m.payload)
+                    except FlvError:
+                        continue
+                    if publisher is None:
+                        held.append((m.type_id, m.timestamp, m.payload))
+                        if ingest.ready or len(held) > 300:
+                            publisher = self.registry.publish(self.name, ingest.tracks(), source=f"rtmp pull {self.url}")
+                            replay = FlvToUnits()
+                            replay.set_metadata(ingest.metadata)
+                            ingest = replay
+                            for t, ts, p in held:
+                                with contextlib.suppress(FlvError):
+                                    au = ingest.video(ts, p) if t == VIDEO else ingest.audio(ts, p)
+                                    if au is not None:
+                                        publisher.send(au)
+                            held.clear()
+                    elif au is not None:
+                        if not publisher.active:
+                            raise RtmpError("pulled stream was replaced")
+                        publisher.send(au)
+        finally:
+            if publisher is not None:
+                publisher.close()
+            await client.close()
+
+
+
+class Forwarder(_Relay):
+    """Plays `source` and publishes the same FLV messages to `url` (the CLI's push and pull)."""
+
+    kind = "forward"
+
+    def __init__(self, source: str, url: str, *, retry_min: float = 1.0, retry_max: float = 30.0,
+                 registry: LiveRegistry | None = None) -> None:
+        super().__init__(registry or LiveRegistry(), source, url, retry_min=retry_min, retry_max=retry_max)
+        self.source = source
+
+    async def _once(self) -> None:
+        self.state = "connecting"
+        src = await RtmpClient.open(self.source)
+        try:
+            await src.play()
+            dst = await RtmpClient.open(self.url)
+            try:
+                await dst.publish()
+                incoming = asyncio.get_running_loop().create_task(dst.consume())
+                self.state = "running"
+                self.connected_since = time.monotonic()
+                try:
+                    while True:
+                        for ev in await src.events(timeout=30):
+                            if isinstance(ev, MetadataReceived):
+                                dst.send_metadata(ev.metadata)
+                            elif isinstance(ev, MediaReceived) and ev.message.type_id in (AUDIO, VIDEO):
+                                dst.send_media(ev.message.type_id, ev.message.timestamp, ev.message.payload)
+                                self.bytes += len(ev.message.payload)
+                        await dst.flush()
+                        if incoming.done():
+                            incoming.result()
+                            raise RtmpError("target closed the connection")
+                finally:
+                    incoming.cancel()
+            finally:
+                await dst.close()
+        finally:
+            await src.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hivecast.cdn.component import EdgeComponent, EdgeFrontDoor, EmbeddedEdge, OriginCdn
 from hivecast.config import Settings
 from hivecast.node.frontdoor import FrontDoor
 from hivecast.node.media import MediaRoutes
@@ -14,9 +15,13 @@ def build_node(settings: Settings) -> Node:
     if settings.role == "edge":
         if settings.origin_url is None:
             raise StartupError("the edge role needs --origin URL (or origin_url in the config)")
-        node.add(FrontDoor())
+        node.add(EdgeComponent())
+        node.add(EdgeFrontDoor())
         return node
+    if settings.role == "serve":
+        node.add(EmbeddedEdge())
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))
+    node.add(OriginCdn())
     node.add(ApiAndWeb())
     node.add(FrontDoor())
     return node

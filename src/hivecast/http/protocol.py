@@ -163,7 +163,12 @@ class HttpConnection(asyncio.Protocol):
         except _HeadTooLarge as exc:
             self._reject(431, str(exc))
         except httptools.HttpParserError as exc:
-            self._reject(400, f"malformed request ({exc})")
+            # httptools wraps exceptions raised in callbacks (HttpParserCallbackError), so a head
+            # over our limits arrives here with its cause attached.
+            if isinstance(exc.__cause__ or exc.__context__, _HeadTooLarge):
+                self._reject(431, str(exc.__cause__ or exc.__context__))
+            else:
+                self._reject(400, f"malformed request ({exc})")
 
     # ---- httptools callbacks ----
     def on_message_begin(self) -> None:

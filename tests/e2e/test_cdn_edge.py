@@ -380,13 +380,17 @@ async def test_slowloris_is_cut_off_while_others_are_served(
         slow.append((r, w))
     for _ in range(3):
         for _, w in slow:
-            w.write(b"X-Drip: 1\r\n")
+            if not w.is_closing():
+                w.write(b"X-Drip: 1\r\n")
         got = await client.get(node_url(node, "/ok"))
         assert got.status_code == 200
         await asyncio.sleep(0.5)
     async with asyncio.timeout(10):
         for r, _ in slow:
-            answer = await r.read()
+            try:
+                answer = await r.read()
+            except ConnectionError:
+                answer = b""  # reset: we kept writing after the edge closed on us
             assert answer.startswith(b"HTTP/1.1 408") or answer == b""
     for _, w in slow:
         w.close()

@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hivecast.cdn.policies import EvictionPolicy, make_policy
 from hivecast.cdn.vary import secondary_key
@@ -73,6 +74,7 @@ class StoredObject:
     body: bytes | None = None     # memory tier
     path: Path | None = None      # disk tier
     base: list[tuple[str, str]] | None = None  # header list as sent on hits (built once)
+    directives: Any = None        # parsed ResponseDirectives, cached by the edge
 
 
 class _Tier:
@@ -208,7 +210,7 @@ class CacheStore:
                 out.append(obj)
         return out
 
-    def lookup(self, key: str, request_headers: Headers) -> StoredObject | None:
+    def lookup(self, key: str, request_headers: Headers, *, touch: bool = True) -> StoredObject | None:
         vary = self._vary.get(key)
         if vary is None:
             return None
@@ -219,9 +221,14 @@ class CacheStore:
         for tier in (self.memory, self.disk):
             obj = tier.objects.get(oid)
             if obj is not None:
-                tier.policy.hit(oid)
+                if touch:
+                    tier.policy.hit(oid)
                 return obj
         return None
+
+    def touch(self, obj: StoredObject) -> None:
+        oid = obj.meta.object_id
+        (self.memory if obj.body is not None else self.disk).policy.hit(oid)
 
     def keys(self) -> Iterator[str]:
         return iter(list(self._variants))
@@ -304,6 +311,7 @@ class CacheStore:
         """Freshen a stored response from a 304 (RFC 9111 4.3.4)."""
         meta = obj.meta
         obj.base = None
+        obj.directives = None
         meta.headers = [[k, v] for k, v in headers]
         meta.request_time, meta.response_time = request_time, response_time
         meta.initial_age, meta.lifetime = initial_age, lifetime

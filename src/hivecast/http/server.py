@@ -19,6 +19,9 @@ from hivecast.net.errors import translate_os_error
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
+# Optional synchronous fast path a handler may offer as `handler.fast(request)`: a complete
+# response with a bytes body, or None to have the request go through `await handler(request)`.
+FastHandler = Callable[[Request], Response | None]
 Observer = Callable[[Request, int, float], None]
 
 
@@ -49,6 +52,7 @@ class HttpServer:
         reuse_port: bool = False,
     ) -> None:
         self.handler = handler
+        self.fast_handler: FastHandler | None = getattr(handler, "fast", None)
         self.host = host
         self.requested_port = port
         self.limits = limits or HttpLimits()

@@ -394,3 +394,35 @@ async def test_slowloris_is_cut_off_while_others_are_served(
             assert answer.startswith(b"HTTP/1.1 408") or answer == b""
     for _, w in slow:
         w.close()
+
+
+async def test_parent_tier_shields_the_origin(node_factory: NodeFactory, origin: ScriptedOrigin,
+                                              client: httpx.AsyncClient) -> None:
+    origin.set("/t/seg.ts", headers=MAXAGE, body=b"tiered" * 1000)
+    origin.set("/api/x", headers=[("cache-control", "no-store")], body=b"api")
+    parent, _, _ = await make_edge(node_factory, origin)
+    children = [await node_factory("edge", origin_url=origin.url, parent_url=node_url(parent),
+                                   cdn={"heartbeat_interval": 30.0}) for _ in range(2)]
+    for child in children:
+        r = await client.get(node_url(child, "/t/seg.ts"))
+        assert r.status_code == 200 and r.content == b"tiered" * 1000 and r.headers["x-cache"] == "MISS"
+    assert origin.count("/t/seg.ts") == 1  # the second child's miss was a hit on the parent
+    assert "hivecast" in origin.seen[-1].headers.get("via", "")
+    r = await client.get(node_url(children[0], "/api/x"))
+    assert r.content == b"api" and "via" in origin.seen[-1].headers
+    # the API goes straight to the origin, not through the parent
+    assert origin.seen[-1].headers["via"].count("hivecast") == 1
+
+
+async def test_fast_path_uses_zero_copy_for_disk_hits_and_sync_path_for_memory(
+        node_factory: NodeFactory, origin: ScriptedOrigin, client: httpx.AsyncClient) -> None:
+    big = bytes(range(256)) * 8192  # 2 MiB: disk tier, sent with os.sendfile
+    origin.set("/z/big.ts", headers=MAXAGE, body=big)
+    origin.set("/z/small.m3u8", headers=MAXAGE, body=b"#EXTM3U\n")
+    node, edge, _ = await make_edge(node_factory, origin)
+    for _ in range(3):
+        assert (await client.get(node_url(node, "/z/big.ts"))).content == big
+        assert (await client.get(node_url(node, "/z/small.m3u8"))).content == b"#EXTM3U\n"
+    server = next(c.server for c in node.components if getattr(c, "server", None) is not None)
+    assert server._os_sendfile_ok  # no fallback to copying
+    assert edge.stats.hits >= 4

@@ -220,9 +220,11 @@ class EdgeCache:
                     req_cc: RequestDirectives) -> Response:
         fetch = self.inflight.get(key)
         leader = fetch is None
+        # A fetch that already has the whole body (it is being committed to disk) is a hit.
+        complete = fetch is not None and fetch.done and fetch.error is None
         if fetch is None:
             fetch = self._start_fetch(key, request, stale)
-        else:
+        elif not complete:
             self.stats.coalesced += 1
         fetch.waiters += 1
         try:
@@ -254,7 +256,9 @@ class EdgeCache:
                 self.stats.misses += 1
             else:
                 self.stats.uncacheable += 1
-        return self._deliver_fetch(request, fetch, head, "MISS" if leader else "COALESCED")
+        elif complete:
+            self.stats.hits += 1
+        return self._deliver_fetch(request, fetch, head, "MISS" if leader else "HIT" if complete else "COALESCED")
 
     async def _uncoalesced(self, request: Request, key: str, req_cc: RequestDirectives) -> Response:
         self.stats.uncacheable += 1

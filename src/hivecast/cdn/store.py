@@ -75,6 +75,7 @@ class StoredObject:
     path: Path | None = None      # disk tier
     base: list[tuple[str, str]] | None = None  # header list as sent on hits (built once)
     directives: Any = None        # parsed ResponseDirectives, cached by the edge
+    oid: str = ""                 # object id, set when indexed
 
 
 class _Tier:
@@ -227,7 +228,7 @@ class CacheStore:
         return None
 
     def touch(self, obj: StoredObject) -> None:
-        oid = obj.meta.object_id
+        oid = obj.oid or obj.meta.object_id
         (self.memory if obj.body is not None else self.disk).policy.hit(oid)
 
     def keys(self) -> Iterator[str]:
@@ -344,7 +345,7 @@ class CacheStore:
 
     def _index(self, tier: _Tier, obj: StoredObject, cost: int) -> None:
         meta = obj.meta
-        oid = meta.object_id
+        oid = obj.oid = meta.object_id
         tier.objects[oid] = obj
         tier.used += cost
         self._costs[oid] = cost

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-
-import pytest
 
 from hivecast.http import HttpServer, RawChannel, Request, Response
 
@@ -121,9 +121,21 @@ class FakeClock:
         self.now += seconds
 
 
-@pytest.fixture
-async def origin() -> AsyncIterator[ScriptedOrigin]:
+
+@contextlib.asynccontextmanager
+async def running_origin() -> AsyncIterator[ScriptedOrigin]:
     o = ScriptedOrigin()
     await o.start()
-    yield o
-    await o.stop()
+    try:
+        yield o
+    finally:
+        await o.stop()
+
+
+async def until(predicate: Callable[[], object], within: float = 10.0, step: float = 0.02) -> None:
+    """Wait until predicate() holds; fails the test (TimeoutError) after `within` seconds."""
+    async with asyncio.timeout(within):
+        for _ in itertools.count():
+            if predicate():
+                return
+            await asyncio.sleep(step)

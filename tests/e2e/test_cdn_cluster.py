@@ -8,26 +8,28 @@ import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from dnslib import QTYPE, DNSRecord, EDNSOption
+from cdn_support import ScriptedOrigin, running_origin, until
+from dnslib import DNSRecord, EDNSOption
+from tests.conftest import NodeFactory, free_port, node_url
 
 from hivecast.cdn.dns_router import DnsResponder, DnsRouter, EdgeDirectory
 from hivecast.cdn.registry import EdgeRegistry
 from hivecast.cdn.selection import RegionMap
 from hivecast.node import Node
-from tests.conftest import NodeFactory, free_port, node_url
 
 FAST = {"heartbeat_interval": 0.3, "health_interval": 0.5}
 
+@pytest.fixture
+async def origin() -> AsyncIterator[ScriptedOrigin]:
+    async with running_origin() as o:
+        yield o
 
-async def until(predicate: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
 
 
 async def make_cluster(node_factory: NodeFactory, tmp_path: Path) -> tuple[Node, Node, EdgeRegistry]:
@@ -107,7 +109,7 @@ def test_dns_responder_region_ecs_drain_and_refusal() -> None:
     assert ask(DNSRecord.question("cdn.example.", "AAAA")).rr == []
 
 
-async def test_dns_router_over_udp_stops_naming_a_killed_edge(node_factory: NodeFactory, origin: Any) -> None:
+async def test_dns_router_over_udp_stops_naming_a_killed_edge(node_factory: NodeFactory, origin: ScriptedOrigin) -> None:
     edge_a = await node_factory("edge", origin_url=origin.url, cdn={"heartbeat_interval": 30.0})
     port_b = free_port()
     edge_b = await node_factory("edge", origin_url=origin.url, http_port=port_b, cdn={"heartbeat_interval": 30.0})
@@ -184,4 +186,14 @@ def test_dig_against_router_process(tmp_path: Path) -> None:
         srv.wait(timeout=10)
 
 
-from cdn_support import origin  # noqa: E402,F401
+
+async def test_cluster_key_guards_edge_calls(node_factory: NodeFactory) -> None:
+    key = "k" * 32
+    origin_node = await node_factory("origin", cdn={**FAST, "cluster_key": key})
+    async with httpx.AsyncClient(timeout=5) as c:
+        r = await c.post(node_url(origin_node, "/cdn/v1/edges"), json={"id": "x", "url": "http://127.0.0.1:1"})
+        assert r.status_code == 401
+    edge = await node_factory("edge", origin_url=node_url(origin_node), cdn={**FAST, "cluster_key": key})
+    registry: EdgeRegistry = origin_node.services["edge_registry"]
+    await until(lambda: len(registry.list_edges()) == 1)
+    assert registry.list_edges()[0]["url"] == node_url(edge)

@@ -5,17 +5,24 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from cdn_support import FakeClock, ScriptedOrigin, digest, origin  # noqa: F401
+from cdn_support import FakeClock, ScriptedOrigin, digest, running_origin, until
+from tests.conftest import NodeFactory, node_url
 
 from hivecast.cdn.edge import EdgeCache
 from hivecast.node import Node
-from tests.conftest import NodeFactory, node_url
 
 MAXAGE = [("cache-control", "max-age=60"), ("content-type", "text/plain")]
+
+@pytest.fixture
+async def origin() -> AsyncIterator[ScriptedOrigin]:
+    async with running_origin() as o:
+        yield o
+
 
 
 async def make_edge(node_factory: NodeFactory, origin: ScriptedOrigin, **cdn: Any) -> tuple[Node, EdgeCache, FakeClock]:
@@ -123,9 +130,7 @@ async def test_stale_while_revalidate_serves_stale_and_refreshes_once(
     clock.advance(15)
     r = await client.get(url)
     assert r.headers["x-cache"] == "STALE" and r.content == b"old"
-    async with asyncio.timeout(5):
-        while origin.count("/swr") < 2 or edge.inflight:
-            await asyncio.sleep(0.02)
+    await until(lambda: not (origin.count("/swr") < 2 or edge.inflight), within=5)
     r = await client.get(url)
     assert r.headers["x-cache"] == "HIT" and r.content == b"new"
     assert origin.count("/swr") == 2
@@ -228,9 +233,7 @@ async def test_client_leaving_does_not_cancel_the_fetch(node_factory: NodeFactor
     writer.write(b"GET /leave.ts HTTP/1.1\r\nHost: x\r\n\r\n")
     await reader.read(1000)
     writer.close()
-    async with asyncio.timeout(10):
-        while edge.inflight:
-            await asyncio.sleep(0.05)
+    await until(lambda: not (edge.inflight), within=10)
     r = await client.get(node_url(node, "/leave.ts"))
     assert r.headers["x-cache"] == "HIT" and r.content == body and origin.count("/leave.ts") == 1
 
@@ -268,9 +271,7 @@ async def test_cache_survives_restart(node_factory: NodeFactory, origin: Scripte
     cache_dir = tmp_path / "edge-cache"
     node, edge, _ = await make_edge(node_factory, origin, cache_dir=str(cache_dir))
     await client.get(node_url(node, "/keep.ts"))
-    async with asyncio.timeout(5):
-        while edge.inflight:
-            await asyncio.sleep(0.02)
+    await until(lambda: not (edge.inflight), within=5)
     await node.stop()
     node2, _, _ = await make_edge(node_factory, origin, cache_dir=str(cache_dir))
     r = await client.get(node_url(node2, "/keep.ts"))
@@ -313,15 +314,11 @@ async def test_prefetch_and_live_playlist_prefetch(node_factory: NodeFactory, or
         origin.set(f"/live/s/{name}.ts", headers=MAXAGE, body=name.encode() * 100)
     node, edge, _ = await make_edge(node_factory, origin)
     await client.get(node_url(node, "/live/s/index.m3u8"))
-    async with asyncio.timeout(5):
-        while origin.count("/live/s/seg2.ts") < 1 or edge.inflight:
-            await asyncio.sleep(0.02)
+    await until(lambda: not (origin.count("/live/s/seg2.ts") < 1 or edge.inflight), within=5)
     r = await client.get(node_url(node, "/live/s/seg1.ts"))
     assert r.headers["x-cache"] == "HIT" and origin.count("/live/s/seg1.ts") == 1
     node.bus.publish("cdn.prefetch", {"id": "p", "urls": ["/live/s/extra.ts"]})
-    async with asyncio.timeout(5):
-        while origin.count("/live/s/extra.ts") < 1 or edge.inflight:
-            await asyncio.sleep(0.02)
+    await until(lambda: not (origin.count("/live/s/extra.ts") < 1 or edge.inflight), within=5)
     assert (await client.get(node_url(node, "/live/s/extra.ts"))).headers["x-cache"] == "HIT"
 
 

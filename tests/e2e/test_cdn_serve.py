@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from cdn_support import until
+from tests.conftest import NodeFactory, node_url
 
 from hivecast.cdn.edge import EdgeCache
-from tests.conftest import NodeFactory, node_url
 
 
 async def test_serve_caches_media_in_process(node_factory: NodeFactory) -> None:
@@ -21,9 +22,7 @@ async def test_serve_caches_media_in_process(node_factory: NodeFactory) -> None:
     async with httpx.AsyncClient(timeout=10) as c:
         r = await c.get(node_url(node, "/vod/film/seg1.ts"))
         assert r.status_code == 200 and r.content == data and r.headers["x-cache"] in ("MISS", "HIT")
-        async with asyncio.timeout(5):
-            while edge.inflight:
-                await asyncio.sleep(0.02)
+        await until(lambda: not (edge.inflight), within=5)
         r = await c.get(node_url(node, "/vod/film/seg1.ts"), headers={"range": "bytes=100-199"})
         assert r.status_code == 206 and r.content == data[100:200] and r.headers["x-cache"] == "HIT"
         r = await c.get(node_url(node, "/vod/film/index.m3u8"))

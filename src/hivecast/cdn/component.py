@@ -4,6 +4,7 @@ side (edge registry, health checks, event log, HTTP 302 router)."""
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import logging
 from pathlib import Path
@@ -149,7 +150,7 @@ class EdgeComponent:
         self.agent = EdgeAgent(
             self.edge, origin_url=s.origin_url, edge_id=cfg.edge_id or f"{host}:{port}", public_url=public,
             region=cfg.region, heartbeat_interval=cfg.heartbeat_interval,
-            connections=lambda: front.active_connections if front is not None else 0)
+            connections=lambda: front.active_connections if front is not None else 0, cluster_key=cfg.cluster_key)
         node.services["edge_agent"] = self.agent
         node.spawn(self.agent.run_heartbeats(), name="cdn heartbeats")
         node.spawn(self.agent.run_events(), name="cdn events")
@@ -228,7 +229,7 @@ class OriginCdn:
             self._subs.append(sub)
             node.spawn(self._log_events(sub), name=f"cdn log {topic}")
         node.spawn(registry.run_checks(), name="cdn health checks")
-        node.router.prefix("/cdn/v1/", self._make_api(registry, regions))
+        node.router.prefix("/cdn/v1/", self._make_api(registry, regions, cfg.cluster_key))
 
     async def _log_events(self, sub: Subscription) -> None:
         assert self.registry is not None
@@ -236,11 +237,19 @@ class OriginCdn:
             self.registry.publish_event({"topic": event.topic, "data": dict(event.data)})
 
     @staticmethod
-    def _make_api(registry: EdgeRegistry, regions: RegionMap) -> Handler:
+    def _make_api(registry: EdgeRegistry, regions: RegionMap, cluster_key: str | None) -> Handler:
+        expected = f"Bearer {cluster_key}" if cluster_key else None
+
         async def api(request: Request) -> Response:
             path = request.path
             method = request.method
             no_store = [("cache-control", "no-store")]
+            # Edges' own calls (register, heartbeat, drain, event log) need the cluster key when
+            # one is set; the edge list and the redirect router are public.
+            private = method == "POST" or path == "/cdn/v1/events"
+            if private and expected is not None and not hmac.compare_digest(
+                    request.headers.get("authorization", ""), expected):
+                return Response.json({"error": "cluster key required"}, status=401, headers=no_store)
             if path == "/cdn/v1/edges" and method == "GET":
                 return Response.json({"edges": registry.list_edges()}, headers=no_store)
             if path == "/cdn/v1/edges" and method == "POST":

@@ -423,3 +423,17 @@ async def test_fast_path_uses_zero_copy_for_disk_hits_and_sync_path_for_memory(
     server = next(c.server for c in node.components if getattr(c, "server", None) is not None)
     assert server._os_sendfile_ok  # no fallback to copying
     assert edge.stats.hits >= 4
+
+
+async def test_age_from_upstream_is_passed_on_a_miss(node_factory: NodeFactory, origin: ScriptedOrigin,
+                                                     client: httpx.AsyncClient) -> None:
+    origin.set("/aged", headers=[("cache-control", "max-age=60"), ("age", "30")], body=b"a")
+    node, _, clock = await make_edge(node_factory, origin)
+    r = await client.get(node_url(node, "/aged"))
+    assert r.headers["x-cache"] == "MISS" and int(r.headers["age"]) >= 30
+    clock.advance(20)
+    r = await client.get(node_url(node, "/aged"))
+    assert r.headers["x-cache"] == "HIT" and int(r.headers["age"]) >= 50
+    clock.advance(20)  # 30 + 40 > 60: stale now
+    r = await client.get(node_url(node, "/aged"))
+    assert r.headers["x-cache"] == "MISS" and origin.count("/aged") == 2

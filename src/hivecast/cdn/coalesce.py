@@ -25,6 +25,7 @@ class FetchHead:
     variant: str                        # the secondary key of the request that started the fetch
     content_length: int | None
     revalidated: StoredObject | None = None  # a 304 freshened this stored object: serve it
+    age: float = 0.0                    # corrected initial age (RFC 9111 4.2.3) of the response
 
 
 class Fetch:

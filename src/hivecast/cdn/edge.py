@@ -341,9 +341,10 @@ class EdgeCache:
             length = resp.content_length
             if length is not None and length > self.config.max_object_size:
                 storable = False
-            vary = [v for v in _vary(resp.headers)]
+            vary = list(_vary(resp.headers))
             variant = variant_of(vary, request_headers)
-            fetch.set_head(FetchHead(resp.status, stored_headers, storable, vary, variant, length))
+            first_age = initial_age(resp.headers, request_time, response_time)
+            fetch.set_head(FetchHead(resp.status, stored_headers, storable, vary, variant, length, age=first_age))
             in_memory = storable and length is not None and length <= self.store.memory_object_max
             if storable and not in_memory:
                 writer = self.store.disk_writer()
@@ -366,8 +367,7 @@ class EdgeCache:
                 meta = StoredMeta(
                     key=key, variant=variant, vary=vary, status=resp.status,
                     headers=[[k, v] for k, v in stored_headers], request_time=request_time,
-                    response_time=response_time, initial_age=initial_age(resp.headers, request_time, response_time),
-                    lifetime=lifetime, size=fetch.size, tags=_tags(resp.headers, self.config.tag_headers))
+                    response_time=response_time, initial_age=first_age, lifetime=lifetime, size=fetch.size, tags=_tags(resp.headers, self.config.tag_headers))
                 if writer is not None:
                     w, writer = writer, None
                     await self.store.commit_disk(meta, w)
@@ -420,6 +420,9 @@ class EdgeCache:
 
     def _deliver_fetch(self, request: Request, fetch: Fetch, head: FetchHead, label: str) -> Response:
         headers = [*head.headers, ("x-cache", label)]
+        if head.age >= 1.0:
+            # A response that was already old upstream (a parent's hit) says so (RFC 9111 5.1).
+            headers.append(("age", age_header(head.age)))
         length = head.content_length
         status = head.status
         rh = request.headers

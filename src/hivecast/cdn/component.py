@@ -248,7 +248,7 @@ class OriginCdn:
             # one is set; the edge list and the redirect router are public.
             private = method == "POST" or path == "/cdn/v1/events"
             if private and expected is not None and not hmac.compare_digest(
-                    request.headers.get("authorization", ""), expected):
+                    request.headers.get("authorization") or "", expected):
                 return Response.json({"error": "cluster key required"}, status=401, headers=no_store)
             if path == "/cdn/v1/edges" and method == "GET":
                 return Response.json({"edges": registry.list_edges()}, headers=no_store)

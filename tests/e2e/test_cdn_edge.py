@@ -437,3 +437,40 @@ async def test_age_from_upstream_is_passed_on_a_miss(node_factory: NodeFactory, 
     clock.advance(20)  # 30 + 40 > 60: stale now
     r = await client.get(node_url(node, "/aged"))
     assert r.headers["x-cache"] == "MISS" and origin.count("/aged") == 2
+
+
+async def test_large_cold_object_keeps_memory_bounded_for_slow_and_late_readers(
+        node_factory: NodeFactory, origin: ScriptedOrigin) -> None:
+    body = bytes(range(256)) * (32 * 1024)  # 8 MiB
+    origin.set("/huge.mp4", headers=MAXAGE, body=body, chunk=256 * 1024, chunk_delay=0.005)
+    node, edge, _ = await make_edge(node_factory, origin)
+    edge.config.fetch_buffer = 1024 * 1024
+    url = node_url(node, "/huge.mp4")
+    held: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            for f in list(edge.inflight.values()):
+                held.append(f.size - f.floor)
+            await asyncio.sleep(0.005)
+
+    async def slow_reader() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", node.services["http_port"])
+        writer.write(b"GET /huge.mp4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await asyncio.sleep(1.0)  # the fetch runs ahead of us
+        data = await reader.read()
+        writer.close()
+        return data.split(b"\r\n\r\n", 1)[1]
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        async with httpx.AsyncClient(timeout=30) as c:
+            results = await asyncio.gather(slow_reader(), *(c.get(url) for _ in range(5)))
+            late = await c.get(url, headers={"range": "bytes=100-199"})
+    finally:
+        watcher.cancel()
+    assert results[0] == body
+    assert all(r.content == body for r in results[1:])
+    assert late.status_code == 206 and late.content == body[100:200]
+    assert origin.count("/huge.mp4") == 1
+    assert held and max(held) <= 1024 * 1024 + 256 * 1024

@@ -189,6 +189,7 @@ class EmbeddedEdge:
 
         cfg = edge_config(node.settings.cdn, None)
         cfg.pass_prefixes = ()
+        cfg.prefetch_segments = 0  # the origin is in this process: nothing to win by prefetching
         self.edge = EdgeCache(store, local, passthrough=no_pass, config=cfg)
         node.services["edge_cache"] = self.edge
         _register_stats(node, self.edge)

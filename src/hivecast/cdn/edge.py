@@ -76,6 +76,8 @@ class EdgeConfig:
     max_prefetches: int = 16
     authority: str | None = None
     tag_headers: tuple[str, ...] = ("surrogate-key", "cache-tag")
+    # Bytes of a fetch's body held in memory for its readers; older bytes come from the cache file.
+    fetch_buffer: int = 16 * 1024 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -204,7 +206,7 @@ class EdgeCache:
     # ---------------------------------------------------------------- miss / validate
     def _start_fetch(self, key: str, request: Request | None, stale: StoredObject | None,
                      headers: list[tuple[str, str]] | None = None) -> Fetch:
-        fetch = Fetch(key, read_timeout=self.config.read_timeout)
+        fetch = Fetch(key, read_timeout=self.config.read_timeout, max_buffer=self.config.fetch_buffer)
         if headers is None:
             assert request is not None
             headers = upstream_headers(request, for_cache=True, via=self.config.via)
@@ -248,7 +250,8 @@ class EdgeCache:
             resp = self._stale_on_error(request, stale, req_cc)
             if resp is not None:
                 return resp
-        if not leader and (not head.storable or (head.vary and variant_of(head.vary, request.headers) != head.variant)):
+        if not leader and (not head.storable or not fetch.can_read_from(_range_start(request, head))
+                           or (head.vary and variant_of(head.vary, request.headers) != head.variant)):
             # Not shareable with this client (private, or another Vary variant): its own fetch.
             return await self._uncoalesced(request, key, req_cc)
         if leader:
@@ -350,12 +353,18 @@ class EdgeCache:
                 writer = self.store.disk_writer()
                 if writer is None:
                     storable = False
+                else:
+                    fetch.set_backing(writer.tmp)
             async for chunk in resp.body:
                 self.stats.bytes_from_origin += len(chunk)
+                # Written first, so the bytes are in the backing file before memory may drop them.
+                if writer is not None:
+                    if writer.write(chunk):
+                        fetch.backed_up_to(writer.size)
+                    else:
+                        writer = None
+                        storable = False
                 fetch.feed(chunk)
-                if writer is not None and not writer.write(chunk):
-                    writer = None
-                    storable = False
                 if fetch.size > self.config.max_object_size and storable:
                     storable = False
                     if writer is not None:
@@ -372,9 +381,13 @@ class EdgeCache:
                     w, writer = writer, None
                     await self.store.commit_disk(meta, w)
                 elif in_memory:
-                    self.store.put_memory(meta, b"".join(fetch.chunks))
+                    body = fetch.body()
+                    if body is not None:
+                        self.store.put_memory(meta, body)
                 if self._is_playlist(key, stored_headers) and self.config.prefetch_segments > 0:
-                    self._prefetch_playlist(key, b"".join(fetch.chunks), headers)
+                    body = fetch.body()
+                    if body is not None:
+                        self._prefetch_playlist(key, body, headers)
         except asyncio.CancelledError:
             fetch.fail(ConnectionError("fetch cancelled"))
             raise
@@ -385,6 +398,7 @@ class EdgeCache:
                 writer.abort("fetch ended")
             if self.inflight.get(key) is fetch:
                 del self.inflight[key]
+            fetch.release()
 
     # ---------------------------------------------------------------- deliver
     def _deliver(self, request: Request, obj: StoredObject, label: str, age: float) -> Response:
@@ -539,6 +553,15 @@ def _vary(headers: list[tuple[str, str]]) -> list[str]:
     from hivecast.cdn.vary import vary_fields
 
     return list(vary_fields(headers))
+
+
+def _range_start(request: Request, head: FetchHead) -> int:
+    """Where in the body this request starts reading (0 unless it asks for a satisfiable range)."""
+    value = request.headers.get("range")
+    if value is None or head.content_length is None:
+        return 0
+    rng = parse_range(value, head.content_length)
+    return rng[0] if isinstance(rng, tuple) else 0
 
 
 def _path_of(url: str) -> str:

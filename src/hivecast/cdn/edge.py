@@ -19,7 +19,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -53,8 +53,9 @@ from hivecast.cdn.validation import (
     not_modified_for_client,
     update_headers,
 )
+from hivecast.cdn.vary import vary_fields
 from hivecast.http.headers import Headers
-from hivecast.http.message import BodyReader, FileBody, Request, Response
+from hivecast.http.message import FileBody, Request, Response
 from hivecast.net.errors import NetError, NetTimeout
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,6 @@ class EdgeConfig:
     tag_headers: tuple[str, ...] = ("surrogate-key", "cache-tag")
     # Bytes of a fetch's body held in memory for its readers; older bytes come from the cache file.
     fetch_buffer: int = 16 * 1024 * 1024
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _problem(status: int, message: str, label: str = "ERROR") -> Response:
@@ -550,8 +550,6 @@ def _get(headers: list[tuple[str, str]], name: str) -> str | None:
 
 
 def _vary(headers: list[tuple[str, str]]) -> list[str]:
-    from hivecast.cdn.vary import vary_fields
-
     return list(vary_fields(headers))
 
 
@@ -571,10 +569,4 @@ def _path_of(url: str) -> str:
     return url
 
 
-def empty_body() -> BodyReader:
-    body = BodyReader(0, lambda: None)
-    body.finish()
-    return body
-
-
-__all__ = ["EdgeCache", "EdgeConfig", "ResponseDirectives", "Upstream", "empty_body", "playlist_uris"]
+__all__ = ["EdgeCache", "EdgeConfig", "Upstream", "playlist_uris"]

@@ -197,3 +197,32 @@ async def test_cluster_key_guards_edge_calls(node_factory: NodeFactory) -> None:
     registry: EdgeRegistry = origin_node.services["edge_registry"]
     await until(lambda: len(registry.list_edges()) == 1)
     assert registry.list_edges()[0]["url"] == node_url(edge)
+
+
+async def test_router_reads_origin_registry_and_skips_drained_edges(node_factory: NodeFactory, tmp_path: Path) -> None:
+    origin_node, edge, registry = await make_cluster(node_factory, tmp_path)
+    directory = EdgeDirectory(origin_url=node_url(origin_node), health_interval=0.5)
+    responder = DnsResponder("cdn.example.", regions=RegionMap.from_config({"127.0.0.0/8": "eu"}))
+
+    def answer() -> list[str]:
+        reply = responder.answer(DNSRecord.question("cdn.example.", "A").pack(), "127.0.0.1", directory.edges())
+        assert reply is not None
+        return [str(rr.rdata) for rr in DNSRecord.parse(reply).rr]
+
+    try:
+        await directory.refresh()
+        assert answer() == ["127.0.0.1"]
+        edge_id = registry.list_edges()[0]["id"]
+        async with httpx.AsyncClient(timeout=5) as c:
+            r = await c.post(node_url(origin_node, f"/cdn/v1/edges/{edge_id}/drain"), json={"draining": True})
+            assert r.status_code == 200
+        await directory.refresh()
+        assert answer() == []
+        registry.set_draining(edge_id, False)
+        await directory.refresh()
+        assert answer() == ["127.0.0.1"]
+        await edge.stop()
+        await directory.refresh()
+        assert answer() == []
+    finally:
+        await directory.close()

@@ -159,11 +159,11 @@ def test_dig_against_router_process(tmp_path: Path) -> None:
                             "    s.send_response(200); s.send_header('content-length','2'); s.end_headers(); s.wfile.write(b'ok')\n"
                             "  def log_message(s,*a): pass\n"
                             f"h.HTTPServer(('127.0.0.1',{health}),H).serve_forever()\n"])
-    router = subprocess.Popen([sys.executable, "-m", "hivecast", "router", "--dns-port", str(port), "--zone",
-                               "cdn.example.", "--edge", f"eu1=http://127.0.0.1:{health}@eu",
-                               "--edge", f"us1=http://127.0.0.1:{dead}@us",
-                               "--region-map", "10.0.0.0/8=eu", "--region-map", "192.0.2.0/24=us",
-                               "--health-interval", "0.5"])
+    config = tmp_path / "router.toml"
+    config.write_text('[cdn]\nhealth_interval = 0.5\ndns_ttl = 5\n[cdn.regions]\n"10.0.0.0/8" = "eu"\n')
+    router = subprocess.Popen([sys.executable, "-m", "hivecast", "router", "--config", str(config), "--dns-port",
+                               str(port), "--zone", "cdn.example.", "--edge", f"eu1=http://127.0.0.1:{health}@eu",
+                               "--edge", f"us1=http://127.0.0.1:{dead}@us", "--region-map", "192.0.2.0/24=us"])
     try:
         def dig_a(*extra: str) -> str:
             deadline = 20

@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("router", help="CDN request router: authoritative DNS for the edge zone, and HTTP 302",
                        description="Answer DNS queries for ZONE with the best healthy edge for the client's "
                                    "network; optionally redirect HTTP requests to it.")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="TOML settings: [cdn] regions (CIDR -> region), dns_ttl, health_interval")
     p.add_argument("--dns-port", type=int, required=True, metavar="N")
     p.add_argument("--zone", required=True, help="zone we are authoritative for, e.g. cdn.example.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -49,8 +51,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--region-map", action="append", default=[], metavar="CIDR=REGION",
                    help="client network to region (repeatable)")
     p.add_argument("--http-port", type=int, metavar="N", help="also serve 302 redirects on this port")
-    p.add_argument("--ttl", type=int, default=10, help="answer TTL in seconds (default 10)")
-    p.add_argument("--health-interval", type=float, default=2.0, help="seconds between edge health checks")
+    p.add_argument("--ttl", type=int, help="answer TTL in seconds (default [cdn] dns_ttl, 10)")
+    p.add_argument("--health-interval", type=float, help="seconds between edge health checks (default 2)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     p.set_defaults(func=run_router)
 
@@ -113,8 +115,17 @@ def parse_edge_arg(text: str) -> dict[str, Any]:
 def run_router(args: argparse.Namespace) -> int:
     setup_logging("text", args.log_level)
     try:
+        cdn = load_settings(config_file=args.config, check_paths=False).cdn
+    except ConfigError as exc:
+        print(f"hivecast: config error: {exc}", file=sys.stderr)
+        return 2
+    if args.ttl is None:
+        args.ttl = cdn.dns_ttl
+    if args.health_interval is None:
+        args.health_interval = cdn.health_interval
+    try:
         static = [parse_edge_arg(e) for e in args.edge]
-        regions = {}
+        regions = dict(cdn.regions)
         for item in args.region_map:
             cidr, _, region = item.partition("=")
             regions[cidr] = region

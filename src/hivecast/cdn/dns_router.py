@@ -107,6 +107,7 @@ class DnsResponder:
             return bytes(reply.pack())
         reply = query.reply()  # sets QR, AA and RD as asked
         reply.header.ra = 0
+        reply.header.ad = 0  # we do not validate DNSSEC
         q = query.q
         if not (q.qname == self.zone or q.qname.matchSuffix(self.zone)):
             reply.header.aa = 0

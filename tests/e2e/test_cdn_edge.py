@@ -474,3 +474,18 @@ async def test_large_cold_object_keeps_memory_bounded_for_slow_and_late_readers(
     assert late.status_code == 206 and late.content == body[100:200]
     assert origin.count("/huge.mp4") == 1
     assert held and max(held) <= 1024 * 1024 + 256 * 1024
+
+
+async def test_purge_during_a_fetch_is_not_undone_by_its_commit(
+        node_factory: NodeFactory, origin: ScriptedOrigin, client: httpx.AsyncClient) -> None:
+    origin.set("/racy.ts", headers=[*MAXAGE, ("cache-tag", "racy")], body=b"old" * 100_000, chunk=64 * 1024,
+               chunk_delay=0.05)
+    node, edge, _ = await make_edge(node_factory, origin)
+    first = asyncio.ensure_future(client.get(node_url(node, "/racy.ts")))
+    await until(lambda: bool(edge.inflight))
+    node.bus.publish("cdn.purge", {"id": "p", "kind": "tag", "values": ["racy"]})
+    await until(lambda: not edge.inflight)
+    assert (await first).content == b"old" * 100_000  # the client that was already streaming is not cut off
+    origin.set("/racy.ts", headers=MAXAGE, body=b"new")
+    r = await client.get(node_url(node, "/racy.ts"))
+    assert r.content == b"new" and r.headers["x-cache"] == "MISS"

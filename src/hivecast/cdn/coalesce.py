@@ -57,6 +57,7 @@ class Fetch:
         self._positions: dict[int, int] = {}  # active reader -> next offset it needs
         self._ids = itertools.count()
         self.backing_fd: int | None = None   # read-only fd on the cache file being written
+        self.purged = False                  # a purge matched while in flight: do not store the result
         self.backed = 0                      # bytes known to be in the backing file
 
     # ---- producer ----

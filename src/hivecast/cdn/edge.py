@@ -371,7 +371,7 @@ class EdgeCache:
                         writer.abort("object over max_object_size")
                         writer = None
             fetch.finish()
-            if storable and (length is None or fetch.size == length):
+            if storable and not fetch.purged and (length is None or fetch.size == length):
                 lifetime = freshness_lifetime(resp.status, resp.headers, cc)
                 meta = StoredMeta(
                     key=key, variant=variant, vary=vary, status=resp.status,
@@ -477,8 +477,27 @@ class EdgeCache:
                 removed += self.store.purge_tag(value)
             elif kind == "all":
                 removed += self.store.purge_all()
+            self._purge_inflight(kind, value)
         self.stats.purged += removed
         return removed
+
+    def _purge_inflight(self, kind: str, value: str) -> None:
+        """A fetch that started before the purge must not store what it got: its body may be the
+        content the purge is meant to remove. Later requests start a fresh fetch."""
+        for key, fetch in list(self.inflight.items()):
+            if kind == "url":
+                hit = key == _path_of(value)
+            elif kind == "prefix":
+                hit = key.startswith(_path_of(value))
+            elif kind == "tag":
+                # Tags are known once the head arrived; before that, assume the worst.
+                hit = not fetch.head.done() or fetch.head.cancelled() or fetch.head.exception() is not None \
+                    or value in _tags(fetch.head.result().headers, self.config.tag_headers)
+            else:
+                hit = True
+            if hit:
+                fetch.purged = True
+                del self.inflight[key]
 
     def prefetch(self, urls: list[str]) -> int:
         started = 0

@@ -131,6 +131,9 @@ async def test_dns_router_over_udp_stops_naming_a_killed_edge(node_factory: Node
             return [str(rr.rdata) for rr in DNSRecord.parse(reply).rr]
 
         assert await resolve() == ["127.0.0.1"]
+        tcp_reply = await asyncio.to_thread(DNSRecord.question("cdn.example.", "A").send, "127.0.0.1", router.port,
+                                            tcp=True, timeout=2)
+        assert [str(rr.rdata) for rr in DNSRecord.parse(tcp_reply).rr] == ["127.0.0.1"]
         await edge_b.stop()
         await until(lambda: [e["id"] for e in directory.edges() if e["healthy"]] == ["a"])
         assert await resolve() == ["127.0.0.1"]
@@ -139,7 +142,7 @@ async def test_dns_router_over_udp_stops_naming_a_killed_edge(node_factory: Node
         assert await resolve() == []
     finally:
         task.cancel()
-        router.close()
+        await router.aclose()
         await directory.close()
 
 
@@ -179,6 +182,7 @@ def test_dig_against_router_process(tmp_path: Path) -> None:
         assert dig_a("+subnet=10.1.0.0/16") == "127.0.0.1"
         # us1 never answers its health check, so the us network gets the healthy eu edge
         assert dig_a("+subnet=192.0.2.0/24") == "127.0.0.1"
+        assert dig_a("+tcp") == "127.0.0.1"
     finally:
         router.terminate()
         srv.terminate()

@@ -178,7 +178,7 @@ async def _route(args: argparse.Namespace, static: list[dict[str, Any]], regions
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        dns.close()
+        await dns.aclose()
         if http is not None:
             await http.close(grace=0.2)
         await directory.close()

@@ -23,7 +23,7 @@ from dnslib import AAAA, EDNS0, QTYPE, RCODE, RR, SOA, A, DNSError, DNSLabel, DN
 from hivecast.cdn.registry import probe
 from hivecast.cdn.selection import RegionMap, choose
 from hivecast.cdn.upstream import UpstreamLimits, UpstreamPool
-from hivecast.net import open_udp
+from hivecast.net import Connection, ConnectionLimits, TcpServer, open_udp
 from hivecast.net.errors import NetError
 from hivecast.net.udp import UdpEndpoint
 
@@ -217,13 +217,35 @@ class EdgeDirectory:
 
 
 class DnsRouter:
+    """UDP and TCP (RFC 7766: two-byte length prefix per message) on the same port."""
+
     def __init__(self, responder: DnsResponder, edges: Callable[[], Sequence[Mapping[str, Any]]]) -> None:
         self.responder = responder
         self.edges = edges
         self.endpoint: UdpEndpoint | None = None
+        self.tcp: TcpServer | None = None
 
     async def start(self, host: str, port: int) -> None:
         self.endpoint = await open_udp(host, port, on_datagram=self._on_query)
+        self.tcp = TcpServer(self._on_tcp, host=host, port=self.endpoint.port, name="dns-tcp",
+                             limits=ConnectionLimits(max_connections=1000, idle_timeout=10.0, read_buffer=8192))
+        await self.tcp.start()
+
+    async def _on_tcp(self, conn: Connection) -> None:
+        for _ in range(100):  # queries per connection
+            try:
+                prefix = await conn.readexactly(2)
+            except NetError:
+                return
+            size = int.from_bytes(prefix, "big")
+            if size == 0 or size > MAX_QUERY:
+                return
+            data = await conn.readexactly(size)
+            host = conn.peer[0]
+            reply = self.responder.answer(data, host, self.edges())
+            if reply is None:
+                return
+            await conn.send(len(reply).to_bytes(2, "big") + reply)
 
     @property
     def port(self) -> int:
@@ -241,3 +263,11 @@ class DnsRouter:
     def close(self) -> None:
         if self.endpoint is not None:
             self.endpoint.close()
+        if self.tcp is not None:
+            asyncio.get_running_loop().create_task(self.tcp.close(grace=0.2))
+
+    async def aclose(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.close()
+        if self.tcp is not None:
+            await self.tcp.close(grace=0.2)

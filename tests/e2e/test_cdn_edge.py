@@ -489,3 +489,15 @@ async def test_purge_during_a_fetch_is_not_undone_by_its_commit(
     origin.set("/racy.ts", headers=MAXAGE, body=b"new")
     r = await client.get(node_url(node, "/racy.ts"))
     assert r.content == b"new" and r.headers["x-cache"] == "MISS"
+
+
+async def test_abandoned_uncacheable_download_stops(node_factory: NodeFactory, origin: ScriptedOrigin) -> None:
+    origin.set("/private.bin", headers=[("cache-control", "private")], body=b"p" * (4 * 1024 * 1024),
+               chunk=64 * 1024, chunk_delay=0.02)
+    node, edge, _ = await make_edge(node_factory, origin)
+    reader, writer = await asyncio.open_connection("127.0.0.1", node.services["http_port"])
+    writer.write(b"GET /private.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.read(70_000)
+    writer.close()
+    await until(lambda: not edge.inflight, within=5)
+    assert edge.stats.bytes_from_origin < 4 * 1024 * 1024

@@ -16,7 +16,7 @@ import bisect
 import contextlib
 import itertools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,6 +58,7 @@ class Fetch:
         self._ids = itertools.count()
         self.backing_fd: int | None = None   # read-only fd on the cache file being written
         self.purged = False                  # a purge matched while in flight: do not store the result
+        self.on_unread: Callable[[], None] | None = None  # called when the last reader leaves early
         self.backed = 0                      # bytes known to be in the backing file
 
     # ---- producer ----
@@ -169,6 +170,8 @@ class Fetch:
         finally:
             self._positions.pop(me, None)
             self._maybe_close_backing()
+            if not self._positions and not self.done and self.on_unread is not None:
+                self.on_unread()
 
     def _from_memory(self, pos: int, end: int | None) -> bytes:
         i = bisect.bisect_right(self._offsets, pos) - 1

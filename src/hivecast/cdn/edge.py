@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -348,6 +349,9 @@ class EdgeCache:
             variant = variant_of(vary, request_headers)
             first_age = initial_age(resp.headers, request_time, response_time)
             fetch.set_head(FetchHead(resp.status, stored_headers, storable, vary, variant, length, age=first_age))
+            if not storable and fetch.task is not None:
+                # Nobody else can join an uncacheable fetch: when its reader leaves, stop downloading.
+                fetch.on_unread = functools.partial(_cancel, fetch.task)
             in_memory = storable and length is not None and length <= self.store.memory_object_max
             if storable and not in_memory:
                 writer = self.store.disk_writer()
@@ -570,6 +574,10 @@ def _get(headers: list[tuple[str, str]], name: str) -> str | None:
 
 def _vary(headers: list[tuple[str, str]]) -> list[str]:
     return list(vary_fields(headers))
+
+
+def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
 
 
 def _range_start(request: Request, head: FetchHead) -> int:

@@ -501,3 +501,22 @@ async def test_abandoned_uncacheable_download_stops(node_factory: NodeFactory, o
     writer.close()
     await until(lambda: not edge.inflight, within=5)
     assert edge.stats.bytes_from_origin < 4 * 1024 * 1024
+
+
+async def test_far_seek_on_a_cold_object_is_fetched_as_a_range(node_factory: NodeFactory,
+                                                               client: httpx.AsyncClient) -> None:
+    # The origin here is a real hivecast origin node (StaticFiles answers ranges).
+    origin_node = await node_factory("origin")
+    media = origin_node.settings.media_dir / "vod" / "film"
+    media.mkdir(parents=True)
+    data = bytes(range(256)) * (64 * 1024)  # 16 MiB
+    (media / "film.mp4").write_bytes(data)
+    edge = await node_factory("edge", origin_url=node_url(origin_node), cdn={"heartbeat_interval": 30.0})
+    cache: EdgeCache = edge.services["edge_cache"]
+    cache.config.range_ahead = 1024 * 1024
+    r = await client.get(node_url(edge, "/vod/film/film.mp4"), headers={"range": "bytes=12000000-12000099"})
+    assert r.status_code == 206 and r.content == data[12_000_000:12_000_100]
+    assert r.headers["x-cache"] in ("MISS-RANGE", "MISS")
+    await until(lambda: not cache.inflight, within=20)
+    r = await client.get(node_url(edge, "/vod/film/film.mp4"), headers={"range": "bytes=15000000-15000009"})
+    assert r.status_code == 206 and r.content == data[15_000_000:15_000_010] and r.headers["x-cache"] == "HIT"

@@ -80,6 +80,8 @@ class EdgeConfig:
     tag_headers: tuple[str, ...] = ("surrogate-key", "cache-tag")
     # Bytes of a fetch's body held in memory for its readers; older bytes come from the cache file.
     fetch_buffer: int = 16 * 1024 * 1024
+    # A range starting this far beyond what the whole-object fetch has is fetched as a range.
+    range_ahead: int = 8 * 1024 * 1024
 
 
 def _problem(status: int, message: str, label: str = "ERROR") -> Response:
@@ -255,6 +257,11 @@ class EdgeCache:
                            or (head.vary and variant_of(head.vary, request.headers) != head.variant)):
             # Not shareable with this client (private, or another Vary variant): its own fetch.
             return await self._uncoalesced(request, key, req_cc)
+        start = _range_start(request, head)
+        if head.status == 200 and start - fetch.size > self.config.range_ahead:
+            # A seek far beyond what the whole-object fetch has: ask upstream for just that range
+            # now, while the fetch goes on filling the cache for later requests.
+            return await self._uncoalesced(request, key, req_cc, label="MISS-RANGE")
         if leader:
             if head.storable:
                 self.stats.misses += 1
@@ -264,8 +271,12 @@ class EdgeCache:
             self.stats.hits += 1
         return self._deliver_fetch(request, fetch, head, "MISS" if leader else "HIT" if complete else "COALESCED")
 
-    async def _uncoalesced(self, request: Request, key: str, req_cc: RequestDirectives) -> Response:
-        self.stats.uncacheable += 1
+    async def _uncoalesced(self, request: Request, key: str, req_cc: RequestDirectives,
+                           label: str = "PASS") -> Response:
+        if label == "PASS":
+            self.stats.uncacheable += 1
+        else:
+            self.stats.misses += 1
         try:
             resp = await self.upstream.request("GET" if request.method == "HEAD" else request.method, key,
                                                upstream_headers(request, for_cache=False, via=self.config.via))
@@ -273,7 +284,7 @@ class EdgeCache:
             return self._upstream_failed(request, None, req_cc, exc)
         self.stats.origin_requests += 1
         headers = downstream_headers(resp.headers)
-        headers.append(("x-cache", "PASS"))
+        headers.append(("x-cache", label))
         length = resp.content_length
         if length is not None:
             headers.append(("content-length", str(length)))

@@ -207,9 +207,13 @@ class EdgeDirectory:
         self._health = {str(e.get("id")): r for e, r in zip(edges, results, strict=True)}
 
     async def run(self) -> None:
+        # Fixed rate: a check starts every interval however long the previous one took, so a dead
+        # edge is noticed within one interval of its last good check.
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             await self.refresh()
-            await asyncio.sleep(self.health_interval)
+            await asyncio.sleep(max(0.0, started + self.health_interval - loop.time()))
 
     async def close(self) -> None:
         for pool in self._pools.values():

@@ -123,9 +123,11 @@ class EdgeRegistry:
         return pool
 
     async def run_checks(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.health_interval)
+            started = loop.time()
             await self.check_once()
+            await asyncio.sleep(max(0.0, started + self.health_interval - loop.time()))
 
     async def close(self) -> None:
         for pool in self._pools.values():

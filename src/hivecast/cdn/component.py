@@ -7,6 +7,7 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from hivecast.cdn.store import CacheStore
 from hivecast.cdn.upstream import UpstreamLimits, UpstreamPool
 from hivecast.config.settings import CdnSettings
 from hivecast.events import Subscription
-from hivecast.http import HttpServer, Request, Response
+from hivecast.http import FileBody, HttpServer, Request, Response
 from hivecast.http.server import Handler
 from hivecast.node.frontdoor import FrontDoor, http_limits
 from hivecast.node.node import Node, StartupError
@@ -195,11 +196,13 @@ class EmbeddedEdge:
         _register_stats(node, self.edge)
         self._subs = _subscribe_bus(node, self.edge)
 
+        direct_min = node.settings.cdn.memory_object_max + 1 if node.settings.cdn.embedded_direct else None
+
         def wrap(prefix: str, handler: Handler) -> Handler:
             self._handlers[prefix] = handler
             local.handlers = sorted(self._handlers.items(), key=lambda item: len(item[0]), reverse=True)
             assert self.edge is not None
-            return self.edge
+            return EmbeddedFront(self.edge, handler, direct_min)
 
         node.services["edge_wrap"] = wrap
 
@@ -208,6 +211,37 @@ class EmbeddedEdge:
             sub.close()
         if self.edge is not None:
             await self.edge.close()
+
+
+class EmbeddedFront:
+    """One media prefix of `serve`: small objects (playlists, manifests) through the edge cache,
+    large files straight from the media store with zero-copy sendfile. Copying a local file into
+    a local cache would cost a write and gain nothing; the memory tier is what helps."""
+
+    def __init__(self, edge: EdgeCache, handler: Handler, direct_min: int | None) -> None:
+        self.edge = edge
+        self.handler = handler
+        self.direct_min = direct_min
+        self.fast = edge.fast
+
+    async def __call__(self, request: Request) -> Response:
+        edge = self.edge
+        if self.direct_min is not None and request.method in ("GET", "HEAD"):
+            key = request.raw_path + ("?" + request.query_string if request.query_string else "")
+            if key not in edge.inflight and edge.store.lookup(key, request.headers, touch=False) is None:
+                response = await self.handler(request)
+                body = response.body
+                if isinstance(body, FileBody):
+                    try:
+                        size = os.stat(body.path).st_size
+                    except OSError:
+                        size = 0
+                    if size >= self.direct_min:
+                        edge.stats.requests += 1
+                        edge.stats.passed += 1
+                        response.headers.append(("x-cache", "ORIGIN"))
+                        return response
+        return await edge(request)
 
 
 class OriginCdn:

@@ -91,6 +91,8 @@ class CdnSettings(Section):
     surrogate_target: str | None = Field(None, description="our name in targeted Surrogate-Control directives")
     prefetch_segments: int = Field(3, ge=0, le=100, description="newest segments prefetched per new playlist")
     embedded: bool = Field(True, description="serve role: cache /live and /vod in front of the media store")
+    embedded_direct: bool = Field(True, description="serve role: files over memory_object_max go straight "
+                                                    "from the media store (sendfile) instead of being copied into the cache")
     # registration and routing
     edge_id: str | None = Field(None, description="this edge's id at the origin (default: host:port)")
     public_url: str | None = Field(None, description="URL clients reach this edge at (default from host/port)")

@@ -30,6 +30,8 @@ async def test_serve_caches_playlists_and_sends_segments_straight(node_factory: 
         assert r.status_code == 206 and r.content == data[100:200] and r.headers["x-cache"] == "ORIGIN"
         r = await c.get(node_url(node, "/vod/film/seg1.ts"))
         assert r.content == data and r.headers["x-cache"] == "ORIGIN"
+        r = await c.get(node_url(node, "/vod/film/seg1.ts"), headers={"if-none-match": r.headers["etag"]})
+        assert r.status_code == 304 and not edge.inflight and edge.store.disk.used == 0
         assert (await c.get(node_url(node, "/vod/film/missing.ts"))).status_code == 404
         node.bus.publish("cdn.purge", {"id": "1", "kind": "prefix", "values": ["/vod/film/"]})
         await asyncio.sleep(0.05)

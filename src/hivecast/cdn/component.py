@@ -231,16 +231,19 @@ class EmbeddedFront:
             if key not in edge.inflight and edge.store.lookup(key, request.headers, touch=False) is None:
                 response = await self.handler(request)
                 body = response.body
+                size = 0
                 if isinstance(body, FileBody):
                     try:
                         size = os.stat(body.path).st_size
                     except OSError:
                         size = 0
-                    if size >= self.direct_min:
-                        edge.stats.requests += 1
-                        edge.stats.passed += 1
-                        response.headers.append(("x-cache", "ORIGIN"))
-                        return response
+                # Large files, and answers without a file (304, 404, 416), go out as the store
+                # gave them; a small file goes through the cache, which asks the store again.
+                if not isinstance(body, FileBody) or size >= self.direct_min:
+                    edge.stats.requests += 1
+                    edge.stats.passed += 1
+                    response.headers.append(("x-cache", "ORIGIN"))
+                    return response
         return await edge(request)
 
 

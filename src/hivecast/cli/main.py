@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "hivecast.media.packaging.commands",
     "hivecast.rtsp.cli",
     "hivecast.rtmp.cli",
+    "hivecast.cdn.cli",
 ]
 
 

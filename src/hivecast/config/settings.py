@@ -106,6 +106,57 @@ class RtspSettings(Section):
     replace_publisher: bool = False  # a second publisher replaces the first instead of being refused
     publish_keys: dict[str, str] = Field(default_factory=dict)  # stream name (or "*") -> key
     pull: dict[str, str] = Field(default_factory=dict)  # stream name -> rtsp:// URL to pull from
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024**2, "MB": 1024**2, "MIB": 1024**2,
+               "G": 1024**3, "GB": 1024**3, "GIB": 1024**3, "T": 1024**4, "TB": 1024**4, "TIB": 1024**4}
+
+
+def parse_size(value: object) -> object:
+    """"512M", "2G", "1048576" -> bytes (binary units); other values pass to validation."""
+    if isinstance(value, str):
+        text = value.strip().upper().replace(" ", "")
+        number = text.rstrip("KMGTIB")
+        unit = text[len(number):]
+        if number and unit in _SIZE_UNITS:
+            try:
+                return int(float(number) * _SIZE_UNITS[unit])
+            except ValueError:
+                return value
+    return value
+
+
+class CdnSettings(Section):
+    """The edge cache (hivecast.cdn): storage, eviction, upstream deadlines, registration, routing."""
+
+    cache_dir: Path | None = Field(None, description="cache directory (default: data_dir/cache)")
+    cache_size: ByteCount = Field(1024**3, description="disk tier byte budget, e.g. 10G")
+    memory_size: ByteCount = Field(64 * 1024**2, description="memory tier byte budget")
+    memory_object_max: ByteCount = Field(256 * 1024, description="largest object kept in the memory tier")
+    max_object_size: ByteCount = Field(512 * 1024**2, description="larger objects are passed, not stored")
+    policy: Literal["lru", "lfu", "ttl", "s3fifo", "sieve"] = "s3fifo"
+    workers: int = Field(1, ge=1, le=256, description="edge processes sharing the port (SO_REUSEPORT)")
+    worker_index: int = Field(0, ge=0, le=255, description="set by the edge for its worker processes")
+    connect_timeout: Seconds = 3.0
+    upstream_timeout: Seconds = Field(10.0, description="deadline for the upstream's first byte and body gaps")
+    pass_prefixes: list[str] = Field(["/api/", "/ws/", "/cdn/"], description="paths forwarded to the origin uncached")
+    surrogate_target: str | None = Field(None, description="our name in targeted Surrogate-Control directives")
+    prefetch_segments: int = Field(3, ge=0, le=100, description="newest segments prefetched per new playlist")
+    embedded: bool = Field(True, description="serve role: cache /live and /vod in front of the media store")
+    embedded_direct: bool = Field(True, description="serve role: files over memory_object_max go straight "
+                                                    "from the media store (sendfile) instead of being copied into the cache")
+    # registration and routing
+    edge_id: str | None = Field(None, description="this edge's id at the origin (default: host:port)")
+    public_url: str | None = Field(None, description="URL clients reach this edge at (default from host/port)")
+    region: str = "default"
+    heartbeat_interval: Seconds = 2.0
+    health_interval: Seconds = Field(2.0, description="origin/router health-check period for edges")
+    regions: dict[str, str] = Field(default_factory=dict, description="client network (CIDR) -> region")
+    dns_ttl: int = Field(10, ge=0, le=3600)
+    cluster_key: str | None = Field(None, min_length=16, description="shared secret edges present to the origin")
+
+    @field_validator("cache_size", "memory_size", "memory_object_max", "max_object_size", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        return parse_size(value)
 
 
 class Settings(Section):
@@ -127,6 +178,7 @@ class Settings(Section):
     packaging: PackagingSettings = PackagingSettings()
     rtmp: RtmpSettings = RtmpSettings()
     rtsp: RtspSettings = RtspSettings()
+    cdn: CdnSettings = CdnSettings.model_validate({})
 
     @field_validator("origin_url", "parent_url")
     @classmethod

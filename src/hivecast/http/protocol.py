@@ -86,6 +86,8 @@ class HttpConnection(asyncio.Protocol):
         self.head_started: float | None = None
         self.busy = False
         self.requests_served = 0
+        self._fast = server.fast_handler
+        self._fast_pending: Request | None = None
 
     # ---- asyncio.Protocol ----
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -220,6 +222,15 @@ class HttpConnection(asyncio.Protocol):
             upgrade=parser.should_upgrade(),
         )
         self._incoming = None
+        if (self._fast is not None and not self._queue and not self.busy and request.keep_alive
+                and not request.upgrade and request.method in ("GET", "HEAD") and self._writable.is_set()
+                and "content-length" not in request.headers and "transfer-encoding" not in request.headers):
+            # Candidate for the synchronous fast path, decided once the message is complete.
+            self._fast_pending = request
+            return
+        self._enqueue(request)
+
+    def _enqueue(self, request: Request) -> None:
         self._queue.append(request)
         if len(self._queue) > _MAX_PIPELINED:
             self.pause_reading()
@@ -240,6 +251,41 @@ class HttpConnection(asyncio.Protocol):
         if self._current_body is not None:
             self._current_body.finish()
             self._current_body = None
+        request = self._fast_pending
+        if request is not None:
+            self._fast_pending = None
+            if not self._answer_fast(request):
+                self._enqueue(request)
+
+    def _answer_fast(self, request: Request) -> bool:
+        """Answer a bodiless GET/HEAD without a task switch when the handler can do it
+        synchronously (a fresh in-memory cache hit); False to take the normal path."""
+        fast = self._fast
+        transport = self.transport
+        if fast is None or transport is None or transport.is_closing() or self.server.closing:
+            return False
+        started = time.monotonic()
+        try:
+            response = fast(request)
+        except Exception:
+            log.exception("fast handler failed for %s", request)
+            return False
+        if response is None:
+            return False
+        body = response.body
+        if not isinstance(body, bytes) or response.status == 101 or \
+                (response.header("connection") or "").lower() == "close":
+            return False
+        head_only = request.method == "HEAD" or response.status in _NO_BODY_STATUSES
+        declared = response.header("content-length")
+        length = int(declared) if head_only and declared is not None else len(body)
+        transport.write(self._head(response.status, response.headers,
+                                   None if response.status in _NO_BODY_STATUSES else length,
+                                   request.http_version) + (b"" if head_only else body))
+        self.requests_served += 1
+        self.last_activity = time.monotonic()
+        self.server.observe(request, response.status, self.last_activity - started)
+        return True
 
     def _body_drained(self) -> None:
         if len(self._queue) <= _MAX_PIPELINED:

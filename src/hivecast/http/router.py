@@ -37,3 +37,13 @@ class Router:
         prefix, handler = self.resolve(request.path)
         request.route_prefix = prefix
         return await handler(request)
+
+    def fast(self, request: Request) -> Response | None:
+        """The synchronous fast path of the handler this request routes to, if it has one."""
+        prefix, handler = self.resolve(request.path)
+        fast = getattr(handler, "fast", None)
+        if fast is None:
+            return None
+        request.route_prefix = prefix
+        response: Response | None = fast(request)
+        return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -18,6 +19,9 @@ from hivecast.net.errors import translate_os_error
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
+# Optional synchronous fast path a handler may offer as `handler.fast(request)`: a complete
+# response with a bytes body, or None to have the request go through `await handler(request)`.
+FastHandler = Callable[[Request], Response | None]
 Observer = Callable[[Request, int, float], None]
 
 
@@ -48,6 +52,7 @@ class HttpServer:
         reuse_port: bool = False,
     ) -> None:
         self.handler = handler
+        self.fast_handler: FastHandler | None = getattr(handler, "fast", None)
         self.host = host
         self.requested_port = port
         self.limits = limits or HttpLimits()
@@ -61,6 +66,7 @@ class HttpServer:
         self.connections_rejected = 0
         self.rejected_requests: dict[int, int] = {}
         self._sendfile_ok = True
+        self._os_sendfile_ok = hasattr(os, "sendfile")
 
     @property
     def port(self) -> int:
@@ -125,7 +131,16 @@ class HttpServer:
                 await asyncio.get_running_loop().sendfile(transport, fh, offset, length, fallback=False)
                 return
             except (NotImplementedError, RuntimeError, asyncio.SendfileNotAvailableError):
+                # uvloop's transports do not implement loop.sendfile: use os.sendfile ourselves.
                 self._sendfile_ok = False
+        if self._os_sendfile_ok:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    await _os_sendfile(conn, transport, sock.fileno(), fh.fileno(), offset, length)
+                    return
+                except _SendfileUnsupported:
+                    self._os_sendfile_ok = False
         fd = fh.fileno()
         end = offset + length
         while offset < end:
@@ -161,3 +176,66 @@ class HttpServer:
                 async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
                     await self._server.wait_closed()
         self._server = None
+
+
+class _SendfileUnsupported(Exception):
+    """os.sendfile cannot be used on this socket or file (nothing was sent)."""
+
+
+_SENDFILE_CHUNK = 4 * 1024 * 1024
+
+
+async def _os_sendfile(conn: HttpConnection, transport: asyncio.Transport, sock_fd: int, file_fd: int,
+                       offset: int, length: int) -> None:
+    """Zero-copy file body: os.sendfile straight to the connection's socket.
+
+    The transport's own buffer must be empty first (the response head goes out before the body);
+    when the socket is full we wait for writability on a dup of its descriptor, so the event loop
+    does not see a second reader/writer on the transport's own fd."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(conn.write_timeout):
+        while transport.get_write_buffer_size() > 0:
+            if transport.is_closing():
+                raise ConnectionResetError("client went away")
+            await asyncio.sleep(0.001)
+    end = offset + length
+    started = offset
+    waiter_fd: int | None = None
+    try:
+        while offset < end:
+            if transport.is_closing():
+                raise ConnectionResetError("client went away")
+            try:
+                sent = os.sendfile(sock_fd, file_fd, offset, min(_SENDFILE_CHUNK, end - offset))
+            except BlockingIOError:
+                sent = -1
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise ConnectionResetError("client went away") from exc
+            except OSError as exc:
+                if offset == started and exc.errno in (errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK, errno.EOPNOTSUPP):
+                    raise _SendfileUnsupported() from exc
+                raise
+            if sent == 0:
+                raise ConnectionResetError("file shrank while being sent")
+            if sent > 0:
+                offset += sent
+                continue
+            if waiter_fd is None:
+                waiter_fd = os.dup(sock_fd)
+            writable: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(waiter_fd, _wake, writable)
+            try:
+                async with asyncio.timeout(conn.write_timeout):
+                    await writable
+            except TimeoutError:
+                raise ConnectionResetError("client did not read within the write timeout") from None
+            finally:
+                loop.remove_writer(waiter_fd)
+    finally:
+        if waiter_fd is not None:
+            os.close(waiter_fd)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -6,7 +6,7 @@ deployment exercises the CDN path.
 
 from __future__ import annotations
 
-from hivecast.http import StaticFiles
+from hivecast.http import Handler, StaticFiles
 from hivecast.node.node import Node
 
 
@@ -18,9 +18,13 @@ class MediaRoutes:
 
     async def start(self, node: Node) -> None:
         media = node.settings.media_dir
+        wrap = node.services.get("edge_wrap") if self.embedded_edge else None
         for kind in ("live", "vod"):
             (media / kind).mkdir(parents=True, exist_ok=True)
-            node.router.prefix(f"/{kind}/", StaticFiles(media / kind))
+            handler: Handler = StaticFiles(media / kind)
+            if wrap is not None:
+                handler = wrap(f"/{kind}/", handler)  # the edge cache, in-process (hivecast.cdn)
+            node.router.prefix(f"/{kind}/", handler)
 
     async def stop(self) -> None:
         pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hivecast.cdn.component import EdgeComponent, EdgeFrontDoor, EmbeddedEdge, OriginCdn
 from hivecast.config import Settings
 from hivecast.media.packaging.livepackager import LivePackager
 from hivecast.media.packaging.service import PackagerService
@@ -18,11 +19,15 @@ def build_node(settings: Settings) -> Node:
     if settings.role == "edge":
         if settings.origin_url is None:
             raise StartupError("the edge role needs --origin URL (or origin_url in the config)")
-        node.add(FrontDoor())
+        node.add(EdgeComponent())
+        node.add(EdgeFrontDoor())
         return node
-    node.add(RtspComponent())
-    node.add(RtmpComponent())  # before MediaRoutes: it owns the /live/ prefix first (HTTP-FLV)
+    if settings.role == "serve":
+        node.add(EmbeddedEdge())
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))
+    node.add(OriginCdn())
+    node.add(RtspComponent())
+    node.add(RtmpComponent())
     node.add(PackagerService())
     node.add(LivePackager())
     node.add(ApiAndWeb())

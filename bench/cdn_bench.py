@@ -1,0 +1,180 @@
+"""Edge benchmark: our edge (one process) against nginx proxy_cache (one worker), same origin,
+same objects, same client (wrk), one run on loopback; then eviction policy hit ratios on a Zipf
+trace with a cache a tenth of the catalogue.
+
+    .venv/bin/python bench/cdn_bench.py [--duration 10] [--connections 50]
+
+Needs wrk and nginx (scripts/provision.sh installs both). Prints each figure and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                r.read()
+                return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def get(url: str) -> tuple[int, dict[str, str], bytes]:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+
+
+NGINX_CONF = """
+{user}
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    proxy_cache_path {dir}/cache levels=1:2 keys_zone=edge:10m max_size=1g inactive=60m use_temp_path=off;
+    upstream origin {{ server 127.0.0.1:{origin}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache edge;
+            proxy_cache_lock on;
+            proxy_cache_revalidate on;
+            proxy_cache_use_stale error timeout updating;
+            add_header X-Cache $upstream_cache_status;
+        }}
+    }}
+}}
+"""
+
+
+def wrk(url: str, duration: int, connections: int) -> tuple[float, float]:
+    """(requests/s, bytes/s) from one wrk run with one thread."""
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", url], capture_output=True,
+                         text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    m = re.search(r"Transfer/sec:\s+([\d.]+)([KMG]?B)", out)
+    assert m is not None, out
+    scale = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}[m.group(2)]
+    return rps, float(m.group(1)) * scale
+
+
+def policy_ratios(catalog: int, requests: int, alpha: float) -> dict[str, float]:
+    sys.path.insert(0, str(ROOT / "src"))
+    from hivecast.cdn.simulate import hit_ratio, zipf_trace
+
+    trace = zipf_trace(catalog=catalog, requests=requests, alpha=alpha, rng=random.Random(42))
+    return {name: hit_ratio(name, trace, catalog // 10) for name in ("lru", "lfu", "ttl", "sieve", "s3fifo")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--segment-connections", type=int, default=16)
+    ap.add_argument("--policy", default="s3fifo")
+    args = ap.parse_args()
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (scripts/provision.sh installs it)")
+    work = Path(tempfile.mkdtemp(prefix="cdn-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        data = work / "origin"
+        media = data / "media" / "vod" / "bench"
+        media.mkdir(parents=True)
+        lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2"]
+        i = 0
+        while len("\n".join(lines)) < 1000:
+            lines += ["#EXTINF:2.000,", f"seg{i:05d}.ts"]
+            i += 1
+        (media / "index.m3u8").write_text("\n".join(lines)[:1024])
+        (media / "seg.ts").write_bytes(os.urandom(2 * 1024 * 1024))
+        origin_port, edge_port, nginx_port = free_port(), free_port(), free_port()
+        hv = [sys.executable, "-m", "hivecast"]
+        env = {**os.environ, "HIVECAST_LOG_LEVEL": "warning"}
+        procs.append(subprocess.Popen([*hv, "origin", "--host", "127.0.0.1", "--http-port", str(origin_port),
+                                       "--data-dir", str(data)], env=env))
+        wait_http(f"http://127.0.0.1:{origin_port}/healthz")
+        procs.append(subprocess.Popen([*hv, "edge", "--origin", f"http://127.0.0.1:{origin_port}", "--host",
+                                       "127.0.0.1", "--http-port", str(edge_port), "--data-dir", str(work / "edge"),
+                                       "--cache-size", "1G", "--policy", args.policy], env=env))
+        nginx_dir = work / "nginx"
+        (nginx_dir / "cache").mkdir(parents=True)
+        conf = nginx_dir / "nginx.conf"
+        # as root, nginx's worker would drop to `nobody` and could not use our private temp dir
+        user = "user root;" if os.geteuid() == 0 else ""
+        conf.write_text(NGINX_CONF.format(user=user, dir=nginx_dir, origin=origin_port, port=nginx_port))
+        procs.append(subprocess.Popen(["nginx", "-c", str(conf), "-p", str(nginx_dir)]))
+        wait_http(f"http://127.0.0.1:{edge_port}/healthz")
+        wait_http(f"http://127.0.0.1:{nginx_port}/vod/bench/seg.ts")
+        results: dict[str, dict[str, float]] = {}
+        for name, port in (("hivecast", edge_port), ("nginx", nginx_port)):
+            base = f"http://127.0.0.1:{port}/vod/bench"
+            for _ in range(3):  # warm: the second and later requests are hits
+                get(f"{base}/index.m3u8")
+                get(f"{base}/seg.ts")
+            status, headers, _ = get(f"{base}/seg.ts")
+            print(f"{name}: warm check status={status} x-cache={headers.get('x-cache')}", flush=True)
+            rps, _ = wrk(f"{base}/index.m3u8", args.duration, args.connections)
+            _, bps = wrk(f"{base}/seg.ts", args.duration, args.segment_connections)
+            results[name] = {"rps": rps, "bps": bps}
+            print(f"{name}: 1 KB playlist {rps:,.0f} req/s; 2 MB segments {bps * 8 / 1e9:.2f} Gbit/s", flush=True)
+        ours, theirs = results["hivecast"], results["nginx"]
+        print(f"ratio small objects (req/s): {ours['rps'] / theirs['rps']:.2f}x nginx (aim >= 0.5)")
+        print(f"ratio segments (throughput): {ours['bps'] / theirs['bps']:.2f}x nginx (aim >= 0.8)")
+    finally:
+        for p in reversed(procs):
+            with_signal(p)
+        shutil.rmtree(work, ignore_errors=True)
+    ratios = policy_ratios(catalog=10_000, requests=200_000, alpha=0.8)
+    print("hit ratio, Zipf(0.8) trace, 200k requests over 10k segments, cache = 1k segments:")
+    for name, value in ratios.items():
+        print(f"  {name:7s} {value:.4f}")
+    print(f"s3fifo / lru = {ratios['s3fifo'] / ratios['lru']:.3f}; sieve / lru = {ratios['sieve'] / ratios['lru']:.3f}")
+    return 0
+
+
+def with_signal(p: subprocess.Popen[bytes]) -> None:
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

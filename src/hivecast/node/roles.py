@@ -7,6 +7,7 @@ from hivecast.node.frontdoor import FrontDoor
 from hivecast.node.media import MediaRoutes
 from hivecast.node.node import Node, StartupError
 from hivecast.node.web import ApiAndWeb
+from hivecast.realtime.component import WebSocketRoutes
 
 
 def build_node(settings: Settings) -> Node:
@@ -19,4 +20,5 @@ def build_node(settings: Settings) -> Node:
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))
     node.add(ApiAndWeb())
     node.add(FrontDoor())
+    node.add(WebSocketRoutes())  # after the front door, so it stops first and says 1001 to its clients
     return node

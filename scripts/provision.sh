@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 log() { echo "provision: $*" >&2; }
 
-debs=(ffmpeg tshark)
+debs=(ffmpeg tshark chromium)
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   missing=()
   for pkg in "${debs[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
@@ -18,5 +18,22 @@ if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   fi
 else
   log "not root: skipping Debian packages (${debs[*]}); tests needing them skip unless already installed"
+fi
+
+# Autobahn|Testsuite (WebSocket conformance) runs on Python 2.7, found under pyenv on these machines.
+if ! [[ -x "$HOME/.local/bin/wstest" ]]; then
+  py27=""
+  if command -v pyenv >/dev/null 2>&1 && [[ -x "$(pyenv root)/versions/2.7.18/bin/python" ]]; then
+    py27="$(pyenv root)/versions/2.7.18/bin/python"
+  elif command -v python2.7 >/dev/null 2>&1; then
+    py27="$(command -v python2.7)"
+  fi
+  if [[ -n $py27 ]]; then
+    log "installing autobahntestsuite with $py27"
+    "$py27" -m pip install -q --user autobahntestsuite >/dev/null 2>&1 \
+      || log "could not install autobahntestsuite; the Autobahn tests will skip"
+  else
+    log "no Python 2.7: skipping autobahntestsuite; the Autobahn tests will skip"
+  fi
 fi
 exit 0

@@ -53,7 +53,7 @@ def error_response(status: int, message: str) -> Response:
 
 
 class _Incoming:
-    __slots__ = ("headers", "header_bytes", "url")
+    __slots__ = ("header_bytes", "headers", "url")
 
     def __init__(self) -> None:
         self.url = b""

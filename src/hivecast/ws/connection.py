@@ -31,7 +31,7 @@ class Channel(Protocol):
     def set_receiver(self, on_data: Callable[[bytes], None], on_eof: Callable[[], None]) -> None: ...
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
     def write_buffer_size(self) -> int: ...
-    async def drain(self, timeout: float | None = None) -> None: ...
+    async def drain(self, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
     def close(self) -> None: ...
@@ -224,13 +224,13 @@ class WebSocket:
             return False
         return self._write([frame])
 
-    async def ping(self, data: bytes = b"", timeout: float | None = None) -> None:
+    async def ping(self, data: bytes = b"", wait: float | None = None) -> None:
         """Send a ping and wait for a pong (any pong answers: section 5.5.3)."""
         self.protocol.send_ping(data)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._ping_waiters.append(fut)
         self._write(self.protocol.data_to_send())
-        async with asyncio.timeout(timeout if timeout is not None else self.options.ping_timeout):
+        async with asyncio.timeout(wait if wait is not None else self.options.ping_timeout):
             await fut
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -269,16 +269,16 @@ class WebSocket:
                 self.protocol.events_received()
                 self._on_closed(1006, "keepalive timeout")
                 return
-        elif opts.ping_interval is not None and now - self.last_received > opts.ping_interval:
-            if self.protocol.state is State.OPEN and not self.protocol.close_sent:
-                self.protocol.send_ping(b"hk")
-                self._ping_sent_at = now
-                self._write(self.protocol.data_to_send())
-        if opts.idle_timeout is not None and now - self.last_activity > opts.idle_timeout:
-            if self.protocol.state is State.OPEN and not self.protocol.close_sent:
-                self.protocol.send_close(1001, "idle timeout")
-                self._write(self.protocol.data_to_send())
-                self._abort_handle = asyncio.get_running_loop().call_later(opts.close_timeout, self.channel.abort)
+        elif (opts.ping_interval is not None and now - self.last_received > opts.ping_interval
+              and self.protocol.state is State.OPEN and not self.protocol.close_sent):
+            self.protocol.send_ping(b"hk")
+            self._ping_sent_at = now
+            self._write(self.protocol.data_to_send())
+        if (opts.idle_timeout is not None and now - self.last_activity > opts.idle_timeout
+                and self.protocol.state is State.OPEN and not self.protocol.close_sent):
+            self.protocol.send_close(1001, "idle timeout")
+            self._write(self.protocol.data_to_send())
+            self._abort_handle = asyncio.get_running_loop().call_later(opts.close_timeout, self.channel.abort)
 
 
 class Sweeper:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hivecast.ws.deflate import Compressor, DeflateParams, Decompressor
+from hivecast.ws.deflate import Compressor, Decompressor, DeflateParams
 from hivecast.ws.errors import ConnectionClosed, InvalidPayload, MessageTooBig, PeerProtocolError
 from hivecast.ws.frames import FrameParser, Opcode, close_payload, encode_frame, parse_close_payload
 

@@ -92,8 +92,8 @@ class WebSocketServer:
             self.connections.discard(ws)
             self.sweeper.discard(ws)
 
-    async def close(self, code: int = 1001, reason: str = "server shutting down", timeout: float = 1.0) -> None:
-        """Start the closing handshake on every connection and wait for them, at most `timeout`."""
+    async def close(self, code: int = 1001, reason: str = "server shutting down", grace: float = 1.0) -> None:
+        """Start the closing handshake on every connection and wait for them, at most `grace` seconds."""
         self.closing = True
         for ws in list(self.connections):
             if ws.open:
@@ -101,7 +101,7 @@ class WebSocketServer:
                 ws._write(ws.protocol.data_to_send())
         waits = [asyncio.ensure_future(ws.wait_closed()) for ws in list(self.connections)]
         if waits:
-            _, pending = await asyncio.wait(waits, timeout=timeout)
+            _, pending = await asyncio.wait(waits, timeout=grace)
             for t in pending:
                 t.cancel()
             for ws in list(self.connections):

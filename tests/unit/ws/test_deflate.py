@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from hivecast.ws.deflate import (
     Compressor,
-    DeflateParams,
     Decompressor,
+    DeflateParams,
     client_accept_response,
     parse_extension_header,
     server_accept_offer,

@@ -25,6 +25,8 @@ if ! [[ -x "$HOME/.local/bin/wstest" ]]; then
   py27=""
   if command -v pyenv >/dev/null 2>&1 && [[ -x "$(pyenv root)/versions/2.7.18/bin/python" ]]; then
     py27="$(pyenv root)/versions/2.7.18/bin/python"
+  elif [[ -x "$HOME/.pyenv/versions/2.7.18/bin/python" ]]; then
+    py27="$HOME/.pyenv/versions/2.7.18/bin/python"
   elif command -v python2.7 >/dev/null 2>&1; then
     py27="$(command -v python2.7)"
   fi

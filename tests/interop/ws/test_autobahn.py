@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import shutil
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from hivecast.ws import ConnectionClosed, HandshakeError, Options, connect
+from tests.conftest import free_port
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -30,8 +30,6 @@ CI_COMPRESSION_CASES = ["12.1.1", "12.1.2", "12.1.3", "12.2.1", "12.5.1",
                         "13.1.1", "13.2.1", "13.3.1", "13.4.1", "13.5.1", "13.6.1", "13.7.1"]
 GOOD = {"OK", "NON-STRICT", "INFORMATIONAL"}
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "autobahn"
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from conftest import free_port  # noqa: E402
 
 
 def wstest() -> str:

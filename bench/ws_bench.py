@@ -36,7 +36,7 @@ BROADCAST_PAYLOAD = "b" * 64
 
 
 def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -286,8 +286,8 @@ async def broadcast_time(port: int, receivers: int, rounds: int = 5) -> float:
     go = encode_frame(1, b"go", mask=os.urandom(4))
     times = []
     await asyncio.sleep(0.5)
-    for _ in range(rounds):
-        current_round += 1
+    for i in range(rounds):
+        current_round = i + 1
         pending = len(clients)
         done = asyncio.get_running_loop().create_future()
         t0 = time.perf_counter()

@@ -44,6 +44,7 @@ class Options:
 
     max_message_size: int = 16 * 1024 * 1024
     max_queue: int = 64  # received messages not yet taken by recv() before reading pauses
+    max_queue_bytes: int = 8 * 1024 * 1024  # ... or that many bytes of them
     write_limit: int = 4 * 1024 * 1024  # bytes queued towards the peer before it is dropped
     write_high: int = 256 * 1024  # send() waits for the peer above this
     ping_interval: float | None = 20.0
@@ -73,6 +74,7 @@ class WebSocket:
         self._queue: collections.deque[str | bytes] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
+        self._queued_bytes = 0
         self._closed = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason = ""
@@ -99,8 +101,10 @@ class WebSocket:
         for ev in proto.events_received():
             if type(ev) is Message:
                 self._queue.append(ev.data)
+                self._queued_bytes += len(ev.data)
                 self.last_activity = self.last_received
-                if len(self._queue) > self.options.max_queue and not self._paused:
+                if not self._paused and (len(self._queue) > self.options.max_queue
+                                         or self._queued_bytes > self.options.max_queue_bytes):
                     self._paused = True
                     self.channel.pause_reading()
             elif type(ev) is Pong:
@@ -183,7 +187,9 @@ class WebSocket:
             finally:
                 self._waiter = None
         data = self._queue.popleft()
-        if self._paused and len(self._queue) <= self.options.max_queue // 2:
+        self._queued_bytes -= len(data)
+        if (self._paused and len(self._queue) <= self.options.max_queue // 2
+                and self._queued_bytes <= self.options.max_queue_bytes // 2):
             self._paused = False
             self.channel.resume_reading()
         return data

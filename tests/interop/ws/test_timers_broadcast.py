@@ -93,3 +93,34 @@ async def test_cli_serve_ws_echo(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+
+
+async def test_handler_that_never_reads_pauses_the_socket(node_factory: Any) -> None:
+    """Messages the application does not take are bounded: past the queue limits the socket stops being
+    read, so TCP flow control holds the sender back instead of our memory growing."""
+    node = await node_factory()
+    seen: list[WebSocket] = []
+    never = asyncio.Event()
+
+    async def lazy(ws: WebSocket) -> None:
+        seen.append(ws)
+        await never.wait()
+
+    opts = Options(max_queue=8, max_queue_bytes=256 * 1024, ping_interval=None)
+    node.router.exact("/ws/lazy", node.services["ws_server"].route(lazy, options=opts))
+    client = await connect(f"ws://127.0.0.1:{node.services['http_port']}/ws/lazy",
+                           options=Options(ping_interval=None, write_limit=64 << 20, write_high=64 << 20))
+    chunk = b"q" * 65536
+    async with asyncio.timeout(20):
+        for _ in range(400):  # 25 MiB offered
+            client.send_nowait(chunk)
+            await asyncio.sleep(0)
+        while not seen or not seen[0]._paused:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+    ws = seen[0]
+    assert ws._paused
+    assert ws._queued_bytes <= 256 * 1024 + 2 * 65536 + 262144  # the limit, plus what one read delivered
+    assert not ws.closed and not client.closed  # paused, not failed: the rest waits in the kernel and the sender
+    never.set()
+    client.channel.abort()

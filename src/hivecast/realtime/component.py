@@ -89,6 +89,7 @@ class WebSocketRoutes:
             await self.hub.start()
         node.services["realtime_hub"] = self.hub
         hub = self.hub
+        self._metrics(node, self.server, hub)
         chat_opts = ws_options(cfg, max_message_size=cfg.chat_max_frame)
 
         async def gate(request: Request) -> Response | None:
@@ -111,6 +112,24 @@ class WebSocketRoutes:
             self._subs.append(sub)
             self._tasks.append(asyncio.get_running_loop().create_task(self._relay(sub), name=f"ws-relay-{pattern}"))
         self._tasks.append(asyncio.get_running_loop().create_task(self._poll_edges(), name="ws-edge-health"))
+
+    @staticmethod
+    def _metrics(node: Node, server: WebSocketServer, hub: RealtimeHub) -> None:
+        from prometheus_client import Gauge
+
+        reg = node.metrics.registry
+        for name, fn in (
+            ("hivecast_ws_connections", lambda: len(server.connections)),
+            ("hivecast_ws_accepted", lambda: server.accepted),
+            ("hivecast_ws_rejected_handshakes", lambda: server.rejected),
+            ("hivecast_ws_dropped_slow_readers", lambda: server.dropped_slow),
+            ("hivecast_realtime_rooms", lambda: sum(1 for r in hub.rooms.values() if r.members)),
+            ("hivecast_realtime_events_delivered", lambda: hub.delivered),
+        ):
+            Gauge(name, name.replace("_", " "), registry=reg).set_function(fn)
+        cfg = node.settings.ws
+        for key in ("max_message_size", "max_queue", "write_limit", "chat_max_frame", "chat_max_length"):
+            node.metrics.limit.labels(name=f"ws.{key}").set(float(getattr(cfg, key)))
 
     async def _history(self, node: Node) -> ChatHistory | None:
         engine = node.services.get("db")

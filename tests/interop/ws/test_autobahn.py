@@ -110,16 +110,18 @@ async def test_fuzzingserver_against_our_client(tmp_path: Path) -> None:
     port = free_port()
     spec: dict[str, Any] = {"url": f"ws://127.0.0.1:{port}", "outdir": "reports", **cases_spec()}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    proc = await asyncio.create_subprocess_exec(exe, "-m", "fuzzingserver", "-s", "spec.json", cwd=tmp_path,
+    proc = await asyncio.create_subprocess_exec(exe, "-m", "fuzzingserver", "-s", "spec.json", "--webport", "0",
+                                                cwd=tmp_path,
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     base = f"ws://127.0.0.1:{port}"
     try:
         async with asyncio.timeout(30):
             while True:
+                assert proc.returncode is None, "wstest fuzzingserver exited at start"
                 try:
                     ws = await connect(f"{base}/getCaseCount", options=Options(ping_interval=None))
                     break
-                except (OSError, HandshakeError, Exception):
+                except Exception:  # not listening yet
                     await asyncio.sleep(0.3)
             count = int(await ws.recv())
             await ws.wait_closed()

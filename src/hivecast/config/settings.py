@@ -69,6 +69,7 @@ class WsSettings(Section):
     close_timeout: Seconds = 5.0
     deflate: bool = True
     compress_min_size: int = Field(64, ge=0)
+    compress_level: int = Field(1, ge=0, le=9, description="zlib level for permessage-deflate")
     allowed_origins: list[str] = Field(default_factory=list, description="empty: any Origin")
     anonymous_read: bool = Field(True, description="realtime: viewers without a token may read rooms")
     chat_max_length: int = Field(500, ge=1, le=100_000)

@@ -22,7 +22,8 @@ class BroadcastResult:
     encodings: int = 0  # how many times the payload was framed (1 in the common case)
 
 
-def broadcast(connections: Iterable[WebSocket], data: str | bytes, *, compress_min_size: int = 64) -> BroadcastResult:
+def broadcast(connections: Iterable[WebSocket], data: str | bytes, *, compress_min_size: int = 64,
+              compress_level: int = 1) -> BroadcastResult:
     result = BroadcastResult()
     frames: dict[object, bytes] = {}
     for ws in connections:
@@ -37,7 +38,8 @@ def broadcast(connections: Iterable[WebSocket], data: str | bytes, *, compress_m
                     result.sent += ok
                     result.failed += not ok
                     continue
-                frame = encode_broadcast(data, params, compress_min_size=compress_min_size)
+                frame = encode_broadcast(data, params, compress_min_size=compress_min_size,
+                                         compress_level=compress_level)
                 frames[key] = frame
                 result.encodings += 1
             ok = ws.send_prepared(frame)

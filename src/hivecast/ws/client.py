@@ -140,7 +140,8 @@ async def connect(url: str, *, options: Options | None = None, origin: str | Non
     channel = RawChannel(sock_proto, rest, read_limit=1 << 20)
     sock_proto.channel = channel
     proto = WebSocketProtocol(Side.CLIENT, deflate=deflate, limits=Limits(
-        max_message_size=opts.max_message_size, compress_min_size=opts.compress_min_size))
+        max_message_size=opts.max_message_size, compress_min_size=opts.compress_min_size,
+                    compress_level=opts.compress_level))
     ws = WebSocket(channel, proto, opts, path=parts.path or "/", headers=head, subprotocol=sub, peer=sock_proto.peer)
     ws.start()
     if opts.ping_interval is not None or opts.idle_timeout is not None:

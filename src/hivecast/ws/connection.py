@@ -52,6 +52,7 @@ class Options:
     idle_timeout: float | None = None  # no message either way for this long: close 1001
     close_timeout: float = 5.0
     compress_min_size: int = 64
+    compress_level: int = 1
     enable_deflate: bool = True
 
 

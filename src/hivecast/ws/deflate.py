@@ -177,7 +177,7 @@ class Compressor:
 
     __slots__ = ("_level", "_no_context", "_obj", "_wbits")
 
-    def __init__(self, max_window_bits: int, no_context_takeover: bool, level: int = 6) -> None:
+    def __init__(self, max_window_bits: int, no_context_takeover: bool, level: int = 1) -> None:
         self._wbits = max_window_bits
         self._no_context = no_context_takeover
         self._level = level

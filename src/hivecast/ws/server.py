@@ -58,7 +58,8 @@ class WebSocketServer:
 
             async def on_upgrade(channel: RawChannel) -> None:
                 proto = WebSocketProtocol(Side.SERVER, deflate=accepted.deflate, limits=Limits(
-                    max_message_size=opts.max_message_size, compress_min_size=opts.compress_min_size))
+                    max_message_size=opts.max_message_size, compress_min_size=opts.compress_min_size,
+                    compress_level=opts.compress_level))
                 ws = WebSocket(channel, proto, opts, path=request.path, query=request.query,
                                headers=request.headers, subprotocol=accepted.subprotocol, peer=request.client)
                 await self.serve(ws, app)

@@ -11,7 +11,9 @@ debs=(ffmpeg tshark
   # RTMP: nginx-rtmp is a push-relay target in tests/interop and the peer of bench/rtmp_fanout.py
   nginx-light libnginx-mod-rtmp
   # CDN: dig for the DNS router tests; wrk and nginx are the benchmark's load generator and peer
-  dnsutils wrk)
+  dnsutils wrk
+  # browsers: Debian's Chromium for Playwright-driven tests (WebSocket from a real browser, web UI)
+  chromium)
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   missing=()
   for pkg in "${debs[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
@@ -24,5 +26,24 @@ if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   fi
 else
   log "not root: skipping Debian packages (${debs[*]}); tests needing them skip unless already installed"
+fi
+
+# Autobahn|Testsuite (WebSocket conformance) runs on Python 2.7, found under pyenv on these machines.
+if ! [[ -x "$HOME/.local/bin/wstest" ]]; then
+  py27=""
+  if command -v pyenv >/dev/null 2>&1 && [[ -x "$(pyenv root)/versions/2.7.18/bin/python" ]]; then
+    py27="$(pyenv root)/versions/2.7.18/bin/python"
+  elif [[ -x "$HOME/.pyenv/versions/2.7.18/bin/python" ]]; then
+    py27="$HOME/.pyenv/versions/2.7.18/bin/python"
+  elif command -v python2.7 >/dev/null 2>&1; then
+    py27="$(command -v python2.7)"
+  fi
+  if [[ -n $py27 ]]; then
+    log "installing autobahntestsuite with $py27"
+    "$py27" -m pip install -q --user autobahntestsuite >/dev/null 2>&1 \
+      || log "could not install autobahntestsuite; the Autobahn tests will skip"
+  else
+    log "no Python 2.7: skipping autobahntestsuite; the Autobahn tests will skip"
+  fi
 fi
 exit 0

@@ -46,6 +46,8 @@ def flags_from(args: argparse.Namespace, role: str) -> dict[str, Any]:
     for switch in ("open_publish", "demo"):
         if getattr(args, switch, False):
             flags[switch] = True
+    if getattr(args, "ws_echo", False):
+        flags["ws"] = {"echo": True}
     return flags
 
 
@@ -55,6 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         add_node_flags(p)
         if role in ("serve", "origin"):
             p.add_argument("--open-publish", action="store_true", help="accept publishers without a stream key")
+            p.add_argument("--ws-echo", action="store_true", help="expose the /ws/echo WebSocket endpoint")
         if role == "serve":
             p.add_argument("--demo", action="store_true", help="start a synthetic demo live channel")
         if role == "edge":

@@ -157,6 +157,27 @@ class CdnSettings(Section):
     @classmethod
     def _size(cls, value: object) -> object:
         return parse_size(value)
+class WsSettings(Section):
+    """WebSocket endpoints (`/ws/...`) and the real-time layer (chat, danmaku, presence, events)."""
+
+    echo: bool = Field(False, description="expose /ws/echo (conformance and benchmarks)")
+    max_message_size: ByteCount = 16 * 1024 * 1024
+    max_queue: int = Field(64, ge=1, le=100_000)
+    write_limit: ByteCount = 4 * 1024 * 1024
+    ping_interval: float | None = Field(20.0, gt=0)
+    ping_timeout: float | None = Field(20.0, gt=0)
+    idle_timeout: float | None = Field(None, gt=0)
+    close_timeout: Seconds = 5.0
+    deflate: bool = True
+    compress_min_size: int = Field(64, ge=0)
+    compress_level: int = Field(1, ge=0, le=9, description="zlib level for permessage-deflate")
+    allowed_origins: list[str] = Field(default_factory=list, description="empty: any Origin")
+    anonymous_read: bool = Field(True, description="realtime: viewers without a token may read rooms")
+    chat_max_length: int = Field(500, ge=1, le=100_000)
+    chat_max_frame: ByteCount = 16 * 1024
+    chat_rate_count: int = Field(5, ge=1)
+    chat_rate_window: Seconds = 10.0
+    history_size: int = Field(50, ge=0, le=10_000)
 
 
 class Settings(Section):
@@ -179,6 +200,7 @@ class Settings(Section):
     rtmp: RtmpSettings = RtmpSettings()
     rtsp: RtspSettings = RtspSettings()
     cdn: CdnSettings = CdnSettings.model_validate({})
+    ws: WsSettings = WsSettings()
 
     @field_validator("origin_url", "parent_url")
     @classmethod

@@ -12,6 +12,7 @@ from hivecast.node.node import Node, StartupError
 from hivecast.node.web import ApiAndWeb
 from hivecast.rtmp.component import RtmpComponent
 from hivecast.rtsp.component import RtspComponent
+from hivecast.realtime.component import WebSocketRoutes
 
 
 def build_node(settings: Settings) -> Node:
@@ -32,4 +33,5 @@ def build_node(settings: Settings) -> Node:
     node.add(LivePackager())
     node.add(ApiAndWeb())
     node.add(FrontDoor())
+    node.add(WebSocketRoutes())  # after the front door, so it stops first and says 1001 to its clients
     return node

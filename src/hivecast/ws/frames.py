@@ -1,0 +1,213 @@
+"""RFC 6455 section 5: the frame on the wire, its parser and its serializer. No state beyond bytes.
+
+The parser works on a growing buffer rather than a generator: it is handed whatever the socket
+delivered, returns every complete frame in it, and keeps the rest. Bounds are constructor
+arguments; a frame whose declared length is over `max_frame_size` fails before its payload arrives.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+
+from hivecast.ws.errors import InvalidPayload, MessageTooBig, PeerProtocolError
+
+
+class Opcode(enum.IntEnum):
+    CONT = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+DATA_OPCODES = frozenset({Opcode.CONT, Opcode.TEXT, Opcode.BINARY})
+CONTROL_OPCODES = frozenset({Opcode.CLOSE, Opcode.PING, Opcode.PONG})
+_KNOWN = frozenset(int(op) for op in Opcode)
+
+
+class CloseCode(enum.IntEnum):
+    """RFC 6455 section 7.4.1, plus the IANA registrations 1012-1014."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS = 1005  # never on the wire
+    ABNORMAL = 1006  # never on the wire
+    INVALID_PAYLOAD = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015  # never on the wire
+
+
+_WIRE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+
+
+def close_code_valid_on_wire(code: int) -> bool:
+    """Codes a peer may send in a close frame: the registered ones, and 3000-4999 for applications."""
+    return code in _WIRE_CODES or 3000 <= code <= 4999
+
+
+@dataclass(slots=True)
+class Frame:
+    opcode: int
+    data: bytes
+    fin: bool = True
+    rsv1: bool = False
+    rsv2: bool = False
+    rsv3: bool = False
+
+
+def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+    """XOR with the 4-byte key, done as one big-integer XOR (far faster than a byte loop in Python)."""
+    n = len(data)
+    if n == 0:
+        return b""
+    key = (mask * ((n >> 2) + 1))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+
+
+_PACK_H = struct.Struct("!BBH").pack
+_PACK_Q = struct.Struct("!BBQ").pack
+
+
+def serialize_frame(frame: Frame, mask: bytes | None = None) -> bytes:
+    """The frame's bytes; `mask` is the 4-byte key (clients must mask, servers must not)."""
+    return encode_frame(frame.opcode, frame.data, fin=frame.fin, rsv1=frame.rsv1,
+                        rsv2=frame.rsv2, rsv3=frame.rsv3, mask=mask)
+
+
+def encode_frame(opcode: int, data: bytes, *, fin: bool = True, rsv1: bool = False, rsv2: bool = False,
+                 rsv3: bool = False, mask: bytes | None = None) -> bytes:
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0) | (0x10 if rsv3 else 0) | opcode
+    n = len(data)
+    mbit = 0x80 if mask is not None else 0
+    if n < 126:
+        head = bytes((b0, mbit | n))
+    elif n < 65536:
+        head = _PACK_H(b0, mbit | 126, n)
+    else:
+        head = _PACK_Q(b0, mbit | 127, n)
+    if mask is None:
+        return head + data
+    return head + mask + apply_mask(data, mask)
+
+
+class FrameParser:
+    """Turns bytes into frames, validating everything that can be checked on one frame alone.
+
+    `expect_masked` is True on the server (client frames must be masked, section 5.1) and False on
+    the client. `allowed_rsv1` is set when permessage-deflate was negotiated.
+    """
+
+    __slots__ = ("_buf", "_pos", "allowed_rsv1", "expect_masked", "max_frame_size")
+
+    def __init__(self, *, expect_masked: bool, max_frame_size: int, allowed_rsv1: bool = False) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self.expect_masked = expect_masked
+        self.max_frame_size = max_frame_size
+        self.allowed_rsv1 = allowed_rsv1
+
+    def feed(self, data: bytes) -> None:
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf) - self._pos
+
+    def next_frame(self) -> Frame | None:
+        """The next complete frame, or None until more bytes arrive. Raises `PeerProtocolError`."""
+        buf = self._buf
+        pos = self._pos
+        avail = len(buf) - pos
+        if avail < 2:
+            return None
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        opcode = b0 & 0x0F
+        fin = bool(b0 & 0x80)
+        rsv1 = bool(b0 & 0x40)
+        if b0 & 0x30 or (rsv1 and not self.allowed_rsv1):
+            raise PeerProtocolError("reserved bits set without a negotiated extension")
+        if opcode not in _KNOWN:
+            raise PeerProtocolError(f"unknown opcode {opcode:#x}")
+        masked = bool(b1 & 0x80)
+        if masked != self.expect_masked:
+            raise PeerProtocolError("client frames must be masked" if self.expect_masked
+                                    else "server frames must not be masked")
+        length = b1 & 0x7F
+        head = 2
+        if opcode >= 0x8:
+            # section 5.5: control frames are short and never fragmented
+            if not fin:
+                raise PeerProtocolError("fragmented control frame")
+            if length > 125:
+                raise PeerProtocolError("control frame payload over 125 bytes")
+            if rsv1:
+                raise PeerProtocolError("RSV1 on a control frame")
+        if length == 126:
+            if avail < 4:
+                return None
+            length = (buf[pos + 2] << 8) | buf[pos + 3]
+            head = 4
+        elif length == 127:
+            if avail < 10:
+                return None
+            length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            if length >> 63:
+                raise PeerProtocolError("64-bit length with the top bit set")
+            head = 10
+        if length > self.max_frame_size:
+            raise MessageTooBig(f"frame of {length} bytes over the {self.max_frame_size} limit")
+        if masked:
+            head += 4
+        if avail < head + length:
+            return None
+        start = pos + head
+        if masked:
+            mask = bytes(buf[start - 4 : start])
+            data = apply_mask(memoryview(buf)[start : start + length], mask)
+        else:
+            data = bytes(buf[start : start + length])
+        self._pos = start + length
+        if self._pos == len(buf):
+            buf.clear()
+            self._pos = 0
+        return Frame(opcode, data, fin, rsv1)
+
+
+def parse_close_payload(data: bytes) -> tuple[int, str]:
+    """Section 5.5.1 and 7.1.5: (code, reason) of a close frame; (1005, "") when it carries none."""
+    if not data:
+        return 1005, ""
+    if len(data) == 1:
+        raise PeerProtocolError("close frame with a one-byte payload")
+    code = int.from_bytes(data[:2], "big")
+    if not close_code_valid_on_wire(code):
+        raise PeerProtocolError(f"invalid close code {code}")
+    try:
+        reason = data[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPayload("close reason is not UTF-8") from None
+    return code, reason
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    if code == 1005:
+        return b""
+    raw = reason.encode("utf-8")
+    if len(raw) > 123:
+        raw = raw[:123].decode("utf-8", "ignore").encode("utf-8")
+    return code.to_bytes(2, "big") + raw

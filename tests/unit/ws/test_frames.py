@@ -1,0 +1,149 @@
+"""Frames: serializer/parser round trips, every single-frame rule, and fuzzed input never escaping
+the error hierarchy."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hivecast.ws.errors import MessageTooBig, PeerProtocolError
+from hivecast.ws.frames import (
+    Frame,
+    FrameParser,
+    apply_mask,
+    close_code_valid_on_wire,
+    close_payload,
+    encode_frame,
+    parse_close_payload,
+    serialize_frame,
+)
+
+MASK = b"\x37\xfa\x21\x3d"
+
+
+def parse_all(data: bytes, *, masked: bool = True, max_size: int = 1 << 20, rsv1: bool = False) -> list[Frame]:
+    p = FrameParser(expect_masked=masked, max_frame_size=max_size, allowed_rsv1=rsv1)
+    p.feed(data)
+    out = []
+    while (f := p.next_frame()) is not None:
+        out.append(f)
+    return out
+
+
+def test_rfc_example_masked_hello() -> None:
+    # RFC 6455 section 5.7: a single-frame masked text message "Hello"
+    raw = bytes.fromhex("818537fa213d7f9f4d5158")
+    [f] = parse_all(raw)
+    assert f.opcode == 1 and f.fin and f.data == b"Hello"
+    assert encode_frame(1, b"Hello", mask=MASK) == raw
+
+
+def test_rfc_example_unmasked_and_lengths() -> None:
+    assert encode_frame(1, b"Hello") == bytes.fromhex("810548656c6c6f")
+    assert encode_frame(2, b"x" * 256)[:4] == bytes.fromhex("827e0100")
+    assert encode_frame(2, b"x" * 65536)[:10] == bytes.fromhex("827f0000000000010000")
+
+
+@pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_length_encodings_round_trip(n: int) -> None:
+    data = bytes(range(256)) * (n // 256 + 1)
+    data = data[:n]
+    [f] = parse_all(encode_frame(2, data, mask=MASK))
+    assert f.data == data
+
+
+def test_byte_by_byte_feeding() -> None:
+    raw = encode_frame(1, b"split me", mask=MASK) + encode_frame(9, b"p", mask=MASK)
+    p = FrameParser(expect_masked=True, max_frame_size=100)
+    got = []
+    for b in raw:
+        p.feed(bytes([b]))
+        while (f := p.next_frame()) is not None:
+            got.append(f)
+    assert [(f.opcode, f.data) for f in got] == [(1, b"split me"), (9, b"p")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (bytes([0x81 | 0x20, 0x80]) + MASK, "rsv2"),
+        (bytes([0x81 | 0x40, 0x80]) + MASK, "rsv1 without deflate"),
+        (bytes([0x83, 0x80]) + MASK, "reserved opcode 3"),
+        (bytes([0x8B, 0x80]) + MASK, "reserved control opcode"),
+        (bytes([0x09, 0x80]) + MASK, "fragmented ping"),
+        (bytes([0x89, 0xFE, 0x00, 0x7E]) + MASK, "ping over 125"),
+        (bytes([0x81, 0x00]), "unmasked client frame"),
+        (bytes([0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1]) + MASK, "64-bit length top bit"),
+    ],
+)
+def test_invalid_frames_are_protocol_errors(raw: bytes, why: str) -> None:
+    with pytest.raises(PeerProtocolError) as info:
+        parse_all(raw)
+    assert info.value.code == 1002, why
+
+
+def test_server_frames_must_not_be_masked_for_a_client() -> None:
+    with pytest.raises(PeerProtocolError):
+        parse_all(encode_frame(1, b"a", mask=MASK), masked=False)
+
+
+def test_frame_over_limit_fails_before_payload_arrives() -> None:
+    head = encode_frame(2, b"x" * 2000, mask=MASK)[:8]
+    with pytest.raises(MessageTooBig) as info:
+        parse_all(head, max_size=1000)
+    assert info.value.code == 1009
+
+
+def test_close_codes() -> None:
+    assert parse_close_payload(b"") == (1005, "")
+    assert parse_close_payload(close_payload(1000, "bye")) == (1000, "bye")
+    assert parse_close_payload(close_payload(4000, "app")) == (4000, "app")
+    for bad in (0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000):
+        assert not close_code_valid_on_wire(bad)
+        with pytest.raises(PeerProtocolError) as info:
+            parse_close_payload(bad.to_bytes(2, "big"))
+        assert info.value.code == 1002
+    with pytest.raises(PeerProtocolError) as info2:
+        parse_close_payload(b"\x03\xe8\xff\xfe")
+    assert info2.value.code == 1007
+    with pytest.raises(PeerProtocolError):
+        parse_close_payload(b"\x03")
+    assert len(close_payload(1000, "é" * 200)) <= 125
+
+
+@given(st.binary(max_size=3000), st.binary(min_size=4, max_size=4))
+def test_mask_is_an_involution(data: bytes, mask: bytes) -> None:
+    assert apply_mask(apply_mask(data, mask), mask) == data
+    assert apply_mask(data, mask) == bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+@given(st.lists(st.tuples(st.sampled_from([0, 1, 2, 8, 9, 10]), st.binary(max_size=300), st.booleans()),
+                max_size=8), st.integers(min_value=1, max_value=50))
+def test_round_trip_in_random_chunks(frames: list[tuple[int, bytes, bool]], chunk: int) -> None:
+    raw = b""
+    expected = []
+    for op, data, fin in frames:
+        if op >= 8:
+            data, fin = data[:125], True
+        raw += serialize_frame(Frame(op, data, fin), mask=MASK)
+        expected.append((op, data, fin))
+    p = FrameParser(expect_masked=True, max_frame_size=1000)
+    got = []
+    for i in range(0, len(raw), chunk):
+        p.feed(raw[i : i + chunk])
+        while (f := p.next_frame()) is not None:
+            got.append((f.opcode, f.data, f.fin))
+    assert got == expected
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=400), st.booleans(), st.booleans())
+def test_fuzzed_bytes_only_raise_protocol_errors(data: bytes, masked: bool, rsv1: bool) -> None:
+    p = FrameParser(expect_masked=masked, max_frame_size=200, allowed_rsv1=rsv1)
+    p.feed(data)
+    try:
+        while p.next_frame() is not None:
+            pass
+    except PeerProtocolError as exc:
+        assert exc.code in (1002, 1009)

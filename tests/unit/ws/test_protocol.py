@@ -1,0 +1,208 @@
+"""The state machine fed with bytes: messages, fragmentation, control frames, closing, and the close
+code every kind of bad input ends with (RFC 6455 section 7.4.1)."""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hivecast.ws.deflate import Compressor, DeflateParams
+from hivecast.ws.errors import ConnectionClosed
+from hivecast.ws.frames import FrameParser, encode_frame, parse_close_payload
+from hivecast.ws.protocol import Closed, Limits, Message, Ping, Pong, Side, State, WebSocketProtocol
+
+MASK = b"\x01\x02\x03\x04"
+
+
+def cframe(op: int, data: bytes, fin: bool = True, rsv1: bool = False) -> bytes:
+    return encode_frame(op, data, fin=fin, rsv1=rsv1, mask=MASK)
+
+
+def server(**kw: object) -> WebSocketProtocol:
+    return WebSocketProtocol(Side.SERVER, **kw)  # type: ignore[arg-type]
+
+
+def sent_frames(p: WebSocketProtocol) -> list[tuple[int, bytes]]:
+    parser = FrameParser(expect_masked=p.side is Side.CLIENT, max_frame_size=1 << 30, allowed_rsv1=True)
+    for chunk in p.data_to_send():
+        parser.feed(chunk)
+    out = []
+    while (f := parser.next_frame()) is not None:
+        out.append((f.opcode, f.data))
+    return out
+
+
+def closed_with(p: WebSocketProtocol) -> int:
+    evs = [e for e in p.events_received() if isinstance(e, Closed)]
+    assert evs, "expected the connection to close"
+    frames = sent_frames(p)
+    assert frames and frames[-1][0] == 8
+    code, _ = parse_close_payload(frames[-1][1])
+    assert code == evs[0].code
+    assert p.state is State.CLOSED
+    return code
+
+
+def test_text_and_binary_messages() -> None:
+    p = server()
+    p.receive_data(cframe(1, "héllo".encode()) + cframe(2, b"\x00\xff"))
+    assert p.events_received() == [Message("héllo"), Message(b"\x00\xff")]
+
+
+def test_fragmented_message_with_control_frames_between() -> None:
+    p = server()
+    p.receive_data(cframe(1, b"fra", fin=False) + cframe(9, b"ping") + cframe(0, b"gm", fin=False)
+                   + cframe(10, b"pong") + cframe(0, b"ent"))
+    assert p.events_received() == [Ping(b"ping"), Pong(b"pong"), Message("fragment")]
+    assert sent_frames(p) == [(10, b"ping")]
+
+
+def test_utf8_split_across_fragments_is_fine() -> None:
+    raw = "κόσμε".encode()
+    p = server()
+    p.receive_data(cframe(1, raw[:3], fin=False) + cframe(0, raw[3:7], fin=False) + cframe(0, raw[7:]))
+    assert p.events_received() == [Message("κόσμε")]
+
+
+def test_invalid_utf8_fails_fast_with_1007() -> None:
+    p = server()
+    p.receive_data(cframe(1, b"ok \xed\xa0\x80", fin=False))  # a surrogate: invalid on the first fragment
+    assert closed_with(p) == 1007
+
+
+@pytest.mark.parametrize("payload", [b"\xff", b"\xc0\xaf", b"\xe0\x80\x80", b"abc\xf4\x90\x80\x80"])
+def test_invalid_utf8_single_frame_is_1007(payload: bytes) -> None:
+    p = server()
+    p.receive_data(cframe(1, payload))
+    assert closed_with(p) == 1007
+
+
+def test_truncated_utf8_at_end_of_message_is_1007() -> None:
+    p = server()
+    p.receive_data(cframe(1, b"ab\xce", fin=False) + cframe(0, b""))
+    assert closed_with(p) == 1007
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        cframe(0, b"x"),  # continuation without a message
+        cframe(1, b"a", fin=False) + cframe(1, b"b"),  # new message inside a fragmented one
+        cframe(1, b"a", rsv1=True),  # RSV1 without deflate
+        cframe(8, b"\x03\xe8"[:1]),  # one-byte close payload
+        cframe(8, (999).to_bytes(2, "big")),
+        bytes([0x81, 0x01, 0x41]),  # unmasked
+    ],
+)
+def test_protocol_errors_close_with_1002(raw: bytes) -> None:
+    p = server()
+    p.receive_data(raw)
+    assert closed_with(p) == 1002
+
+
+def test_oversized_message_1009_single_and_fragmented() -> None:
+    p = server(limits=Limits(max_message_size=100))
+    p.receive_data(cframe(2, b"x" * 101))
+    assert closed_with(p) == 1009
+    p = server(limits=Limits(max_message_size=100))
+    p.receive_data(cframe(2, b"x" * 60, fin=False) + cframe(0, b"x" * 60))
+    assert closed_with(p) == 1009
+
+
+def test_zip_bomb_closes_with_1009() -> None:
+    params = DeflateParams()
+    p = server(deflate=params, limits=Limits(max_message_size=1 << 20))
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = c.compress(b"A" * (64 << 20)) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert len(bomb) < 200_000  # small on the wire
+    p.receive_data(cframe(2, bomb[:-4], rsv1=True))
+    assert closed_with(p) == 1009
+
+
+def test_compressed_fragmented_message() -> None:
+    params = DeflateParams()
+    p = server(deflate=params)
+    comp = Compressor(15, False)
+    data = comp.compress("déjà vu " .encode() * 50)
+    p.receive_data(cframe(1, data[:5], fin=False, rsv1=True) + cframe(0, data[5:]))
+    assert p.events_received() == [Message("déjà vu " * 50)]
+    # RSV1 on a continuation is an error
+    p.receive_data(cframe(1, data[:5], fin=False, rsv1=True) + cframe(0, data[5:], rsv1=True))
+    assert closed_with(p) == 1002
+
+
+def test_closing_handshake_peer_initiated() -> None:
+    p = server()
+    p.receive_data(cframe(8, (1000).to_bytes(2, "big") + b"bye") + cframe(1, b"ignored"))
+    assert p.events_received() == [Closed(1000, "bye", True)]
+    assert sent_frames(p) == [(8, (1000).to_bytes(2, "big"))]
+    with pytest.raises(ConnectionClosed):
+        p.send_text("late")
+
+
+def test_closing_handshake_we_initiate_and_empty_close() -> None:
+    s = server()
+    c = WebSocketProtocol(Side.CLIENT)
+    s.send_close(4001, "custom")
+    assert s.state is State.CLOSING
+    for chunk in s.data_to_send():
+        c.receive_data(chunk)
+    assert c.events_received() == [Closed(4001, "custom", True)]
+    for chunk in c.data_to_send():
+        s.receive_data(chunk)
+    assert s.events_received() == [Closed(4001, "", True)]
+    assert s.state is State.CLOSED and s.close_code == 4001
+    p = server()
+    p.receive_data(cframe(8, b""))
+    assert p.events_received() == [Closed(1005, "", True)]
+    assert sent_frames(p) == [(8, b"")]
+
+
+def test_eof_without_close_is_1006() -> None:
+    p = server()
+    p.receive_eof()
+    assert p.events_received() == [Closed(1006, "connection lost", True)]
+
+
+def test_client_masks_and_server_does_not() -> None:
+    c = WebSocketProtocol(Side.CLIENT, mask_source=lambda n: MASK)
+    c.send_text("Hello")
+    assert c.data_to_send() == [bytes.fromhex("818401020304") [:2].replace(b"\x84", b"\x85") + MASK
+                                + bytes(b ^ MASK[i % 4] for i, b in enumerate(b"Hello"))]
+    s = server()
+    s.send_binary(b"ab")
+    assert s.data_to_send() == [b"\x82\x02ab"]
+
+
+def test_deflate_both_ways_between_our_client_and_server() -> None:
+    for params in (DeflateParams(), DeflateParams(True, True, 9, 8)):
+        s = server(deflate=params)
+        c = WebSocketProtocol(Side.CLIENT, deflate=params)
+        for i in range(3):
+            msg = f"message {i} " * 40
+            c.send_text(msg)
+            for chunk in c.data_to_send():
+                s.receive_data(chunk)
+            assert s.events_received() == [Message(msg)]
+            s.send_binary(msg.encode())
+            for chunk in s.data_to_send():
+                c.receive_data(chunk)
+            assert c.events_received() == [Message(msg.encode())]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.integers(0, 15), st.binary(max_size=140), st.booleans(), st.booleans()), max_size=6),
+       st.booleans())
+def test_fuzzed_frame_sequences_never_crash(frames: list[tuple[int, bytes, bool, bool]], deflate: bool) -> None:
+    p = server(deflate=DeflateParams() if deflate else None, limits=Limits(max_message_size=300))
+    raw = b""
+    for op, data, fin, rsv1 in frames:
+        b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | op
+        raw += bytes([b0]) + encode_frame(0, data, mask=MASK)[1:]
+    p.receive_data(raw)
+    for ev in p.events_received():
+        if isinstance(ev, Closed):
+            assert ev.code in (1002, 1007, 1009, 1000, 1001, 1003, 1008, 1010, 1011, 1005) or 3000 <= ev.code < 5000

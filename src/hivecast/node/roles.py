@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hivecast.api.component import StoreComponent
 from hivecast.config import Settings
 from hivecast.node.frontdoor import FrontDoor
 from hivecast.node.media import MediaRoutes
@@ -17,6 +18,7 @@ def build_node(settings: Settings) -> Node:
         node.add(FrontDoor())
         return node
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))
+    node.add(StoreComponent())
     node.add(ApiAndWeb())
     node.add(FrontDoor())
     return node

@@ -1,0 +1,326 @@
+"""Request and response bodies. Every request model forbids unknown fields and bounds every
+string and list, so nothing unbounded or unexpected reaches the store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+T = TypeVar("T")
+
+Role = Literal["admin", "streamer", "viewer"]
+Scope = Literal["read", "write"]
+# Names become URL path segments and directory names: a conservative alphabet, no dots or slashes.
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Title = Annotated[str, StringConstraints(max_length=200)]
+Text = Annotated[str, StringConstraints(max_length=5000)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+Id = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        # SQLite returns naive datetimes; everything stored is UTC, so say so on the wire.
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+# ---- envelope ----
+class Pagination(BaseModel):
+    page: int
+    size: int
+    total: int
+    pages: int
+
+
+class CursorPage(BaseModel):
+    size: int
+    next_cursor: str | None
+
+
+class Envelope(BaseModel, Generic[T]):
+    success: Literal[True] = True
+    data: T
+    message: str | None = None
+
+
+class ListEnvelope(BaseModel, Generic[T]):
+    success: Literal[True] = True
+    data: list[T]
+    message: str | None = None
+    pagination: Pagination
+
+
+class CursorEnvelope(BaseModel, Generic[T]):
+    success: Literal[True] = True
+    data: list[T]
+    message: str | None = None
+    pagination: CursorPage
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorEnvelope(BaseModel):
+    success: Literal[False] = False
+    error: ErrorInfo
+
+
+# ---- auth ----
+class LoginIn(In):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class RefreshIn(In):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class LogoutIn(In):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+
+
+class Me(BaseModel):
+    id: str
+    username: str
+    role: Role
+    via: Literal["token", "api_key"]
+    scopes: list[Scope]
+
+
+# ---- users ----
+class UserOut(Out):
+    id: str
+    username: str
+    display_name: str | None
+    role: Role
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserCreate(In):
+    username: Username
+    password: Password
+    role: Role = "viewer"
+    display_name: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+
+class UserPut(In):
+    display_name: Annotated[str, StringConstraints(max_length=128)] | None
+    role: Role
+    disabled: bool
+    password: Password | None = None
+
+
+class UserPatch(In):
+    display_name: Annotated[str, StringConstraints(max_length=128)] | None = None
+    role: Role | None = None
+    disabled: bool | None = None
+    password: Password | None = None
+
+
+# ---- streams ----
+class IngestUrls(BaseModel):
+    rtsp: str
+
+
+class PlaybackUrls(BaseModel):
+    hls: str
+    dash: str
+
+
+class StreamOut(Out):
+    id: str
+    name: str
+    title: str
+    description: str | None
+    owner_id: str
+    state: Literal["live", "offline"]
+    viewers: int
+    qos: dict[str, Any]
+    tracks: list[Any]
+    ingest_urls: IngestUrls
+    playback_urls: PlaybackUrls
+    key_rotated_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class StreamWithKey(StreamOut):
+    stream_key: str
+
+
+class StreamKeyOut(BaseModel):
+    stream_key: str
+    key_rotated_at: datetime
+
+
+class StreamCreate(In):
+    name: Name
+    title: Title = ""
+    description: Text | None = None
+    owner_id: Id | None = Field(None, description="admins only: create on behalf of this user")
+
+
+class StreamPut(In):
+    title: Title
+    description: Text | None
+
+
+class StreamPatch(In):
+    title: Title | None = None
+    description: Text | None = None
+
+
+# ---- videos ----
+VideoState = Literal["awaiting_upload", "uploading", "uploaded", "packaging", "ready", "failed"]
+
+
+class VideoOut(Out):
+    id: str
+    owner_id: str
+    title: str
+    description: str | None
+    filename: str | None
+    state: VideoState
+    size: int
+    sha256: str | None
+    upload_offset: int
+    upload_url: str
+    renditions: list[str]
+    playback_urls: PlaybackUrls | None
+    torrent_url: str | None
+    magnet: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class VideoCreate(In):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    description: Text | None = None
+    size: int = Field(ge=1, le=2**53, description="total bytes the upload will carry")
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    filename: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,199}$")] | None = None
+
+
+class VideoPut(In):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    description: Text | None
+
+
+class VideoPatch(In):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    description: Text | None = None
+
+
+# ---- comments ----
+class CommentOut(Out):
+    id: int
+    video_id: str
+    user_id: str
+    body: str
+    created_at: datetime
+
+
+class CommentCreate(In):
+    body: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+# ---- edges ----
+class EdgeLoad(BaseModel):
+    connections: int | float | None = None
+    bandwidth_bps: int | float | None = None
+    cpu: int | float | None = None
+
+
+class EdgeOut(BaseModel):
+    id: str
+    url: str | None
+    region: str | None
+    healthy: bool
+    draining: bool
+    load: EdgeLoad
+    last_seen: float | str | None
+
+
+class EdgePatch(In):
+    draining: bool
+
+
+# ---- purges ----
+PurgeKind = Literal["url", "prefix", "tag", "prefetch"]
+PurgeValue = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+class PurgeCreate(In):
+    kind: PurgeKind
+    values: list[PurgeValue] = Field(min_length=1, max_length=1000)
+
+
+class PurgeOut(Out):
+    id: str
+    kind: PurgeKind
+    values: list[str]
+    requested_by: str
+    state: str
+    created_at: datetime
+
+
+# ---- api keys ----
+class ApiKeyOut(Out):
+    id: str
+    user_id: str
+    name: str
+    prefix: str
+    scopes: list[Scope]
+    revoked: bool
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+
+
+class ApiKeyWithSecret(ApiKeyOut):
+    key: str
+
+
+def _all_scopes() -> list[Scope]:
+    return ["read", "write"]
+
+
+class ApiKeyCreate(In):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    scopes: list[Scope] = Field(default_factory=_all_scopes, min_length=1, max_length=2)
+    expires_in_days: int | None = Field(None, ge=1, le=3650)
+
+
+class ApiRoot(BaseModel):
+    version: str
+    role: str | None

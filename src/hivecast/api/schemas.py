@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 T = TypeVar("T")
 
@@ -18,11 +19,21 @@ Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]
 Title = Annotated[str, StringConstraints(max_length=200)]
 Text = Annotated[str, StringConstraints(max_length=5000)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+
+
+def _integral_float(value: Any) -> Any:
+    # JSON Schema's "integer" includes 3.0; strict mode would refuse it, so accept it here.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral_float)]
 Id = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 
 
 class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Out(BaseModel):
@@ -47,7 +58,7 @@ class Pagination(BaseModel):
 
 class CursorPage(BaseModel):
     size: int
-    next_cursor: str | None
+    next_cursor: int | None
 
 
 class Envelope(BaseModel, Generic[T]):
@@ -140,11 +151,13 @@ class UserPut(In):
     password: Password | None = None
 
 
+# In a merge patch `null` removes a member; members that cannot be absent do not admit null
+# (the schema says so; SkipJsonSchema keeps null out of it and the handler answers 422).
 class UserPatch(In):
     display_name: Annotated[str, StringConstraints(max_length=128)] | None = None
-    role: Role | None = None
-    disabled: bool | None = None
-    password: Password | None = None
+    role: Role | SkipJsonSchema[None] = None
+    disabled: bool | SkipJsonSchema[None] = None
+    password: Password | SkipJsonSchema[None] = None
 
 
 # ---- streams ----
@@ -201,6 +214,7 @@ class StreamPatch(In):
 
 
 # ---- videos ----
+MAX_VIDEO_BYTES = 1024**4  # 1 TiB; `[api] max_upload_bytes` may set a lower limit (then 413)
 VideoState = Literal["awaiting_upload", "uploading", "uploaded", "packaging", "ready", "failed"]
 
 
@@ -226,7 +240,7 @@ class VideoOut(Out):
 class VideoCreate(In):
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     description: Text | None = None
-    size: int = Field(ge=1, le=2**53, description="total bytes the upload will carry")
+    size: JsonInt = Field(ge=1, le=MAX_VIDEO_BYTES, description="total bytes the upload will carry")
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
     filename: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.()-]{0,199}$")] | None = None
 
@@ -237,7 +251,7 @@ class VideoPut(In):
 
 
 class VideoPatch(In):
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)] | SkipJsonSchema[None] = None
     description: Text | None = None
 
 
@@ -318,7 +332,7 @@ def _all_scopes() -> list[Scope]:
 class ApiKeyCreate(In):
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     scopes: list[Scope] = Field(default_factory=_all_scopes, min_length=1, max_length=2)
-    expires_in_days: int | None = Field(None, ge=1, le=3650)
+    expires_in_days: Annotated[int, Field(ge=1, le=3650), BeforeValidator(_integral_float)] | None = Field(None, description="lifetime; none: no expiry")
 
 
 class ApiRoot(BaseModel):

@@ -66,7 +66,7 @@ class ApiSettings(Section):
     rate_window: Seconds = 60.0
     max_json_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     upload_dir: Path | None = Field(None, description="where uploads land; default DATA_DIR/uploads")
-    max_upload_bytes: int = Field(64 * 1024**3, ge=1)
+    max_upload_bytes: int = Field(1024**4, ge=1, description="largest video accepted (the schema caps it at 1 TiB)")
     upload_chunk_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="largest body of one upload PATCH")
     admin_username: str | None = Field(None, min_length=1, max_length=64, description="bootstrap admin, created at start when missing")
     admin_password: str | None = Field(None, min_length=8, max_length=1024)

@@ -10,13 +10,14 @@ from starlette.responses import Response
 
 from hivecast.api.errors import ApiError, not_found
 from hivecast.api.responses import check_if_match, no_content, paginate, parse_sort, respond
-from hivecast.api.routers.common import Db, IdPath, Page, Size, Sort, errors
+from hivecast.api.routers.common import Db, IdPath, Page, Size, errors, sort_param
 from hivecast.api.schemas import ApiKeyCreate, ApiKeyOut, ApiKeyWithSecret, Envelope, ListEnvelope
 from hivecast.api.security import Auth, new_api_key
 from hivecast.store.models import ApiKey
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"])
 _SORT = {"created_at": ApiKey.created_at, "name": ApiKey.name}
+Sort = sort_param("created_at", "name")
 
 
 def out(key: ApiKey) -> ApiKeyOut:
@@ -27,7 +28,7 @@ def out(key: ApiKey) -> ApiKeyOut:
 
 @router.get("", response_model=ListEnvelope[ApiKeyOut], responses=errors(304), summary="List API keys")
 async def list_keys(principal: Auth, request: Request, session: Db, page: Page = 1, size: Size = 20,
-                    sort: Sort = None) -> Response:
+                    sort: str | None = Sort) -> Response:
     stmt = select(ApiKey)
     if not principal.is_admin:
         stmt = stmt.where(ApiKey.user_id == principal.user_id)

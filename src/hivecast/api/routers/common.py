@@ -56,5 +56,10 @@ CommentId = Annotated[int, Path(ge=1, le=2**62, description="comment id")]
 IdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="resource id (32 hex digits)")]
 Page = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")]
 Size = Annotated[int, Query(ge=1, le=100, description="items per page")]
-Sort = Annotated[str | None, Query(max_length=200, pattern=r"^[-+]?[a-z_]+(,[-+]?[a-z_]+)*$",
-                                   description="comma-separated fields; prefix '-' for descending")]
+
+
+def sort_param(*fields: str) -> Any:
+    """`?sort=` limited (in the schema too) to the given fields: `name,-created_at`."""
+    one = "[-+]?(" + "|".join(fields) + ")"
+    return Query(None, max_length=200, pattern=f"^{one}(,{one}){{0,3}}$",
+                 description=f"comma-separated, '-' for descending; fields: {', '.join(fields)}")

@@ -10,18 +10,19 @@ from starlette.responses import Response
 
 from hivecast.api.errors import not_found
 from hivecast.api.responses import paginate, parse_sort, respond
-from hivecast.api.routers.common import Db, IdPath, Page, Size, Sort, errors
+from hivecast.api.routers.common import Db, IdPath, Page, Size, errors, sort_param
 from hivecast.api.schemas import Envelope, ListEnvelope, PurgeCreate, PurgeKind, PurgeOut
 from hivecast.api.security import Auth, ctx_of, require_role
 from hivecast.store.models import Purge
 
 router = APIRouter(prefix="/purges", tags=["purges"])
 _SORT = {"created_at": Purge.created_at, "kind": Purge.kind}
+Sort = sort_param("created_at", "kind")
 
 
 @router.get("", response_model=ListEnvelope[PurgeOut], responses=errors(304), summary="List purges (admin)")
 async def list_purges(principal: Auth, request: Request, session: Db, page: Page = 1, size: Size = 20,
-                      sort: Sort = None,
+                      sort: str | None = Sort,
                       kind: Annotated[PurgeKind | None, Query(description="filter by kind")] = None) -> Response:
     require_role(principal, "admin")
     stmt = select(Purge)

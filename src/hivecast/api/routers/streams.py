@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from hivecast.api.errors import ApiError, not_found
 from hivecast.api.responses import check_if_match, no_content, paginate, parse_sort, respond
-from hivecast.api.routers.common import Db, IdPath, Page, Size, Sort, errors
+from hivecast.api.routers.common import Db, IdPath, Page, Size, errors, sort_param
 from hivecast.api.schemas import (
     Envelope,
     IngestUrls,
@@ -32,6 +32,7 @@ from hivecast.store.models import Stream, User
 
 router = APIRouter(prefix="/streams", tags=["streams"])
 _SORT = {"name": Stream.name, "created_at": Stream.created_at, "title": Stream.title}
+Sort = sort_param("name", "created_at", "title")
 
 
 def new_stream_key() -> str:
@@ -71,7 +72,7 @@ async def _load(session: Db, principal: Principal, stream_id: str) -> Stream:
 @router.get("", response_model=ListEnvelope[StreamOut], responses=errors(304),
             summary="List streams (non-admins see their own)")
 async def list_streams(principal: Auth, request: Request, session: Db, page: Page = 1, size: Size = 20,
-                       sort: Sort = None,
+                       sort: str | None = Sort,
                        name: Annotated[str | None, Query(max_length=64, description="exact name")] = None,
                        owner_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None) -> Response:
     stmt = select(Stream)
@@ -85,7 +86,7 @@ async def list_streams(principal: Auth, request: Request, session: Db, page: Pag
     return respond(request, [out(request, s) for s in rows], pagination=pagination)
 
 
-@router.post("", status_code=201, response_model=Envelope[StreamWithKey], responses=errors(409),
+@router.post("", status_code=201, response_model=Envelope[StreamWithKey], responses=errors(404, 409),
              summary="Create a stream (admin, streamer)")
 async def create_stream(body: StreamCreate, principal: Auth, request: Request, session: Db) -> Response:
     require_role(principal, "admin", "streamer")
@@ -93,7 +94,7 @@ async def create_stream(body: StreamCreate, principal: Auth, request: Request, s
     if body.owner_id is not None and body.owner_id != principal.user_id:
         require_role(principal, "admin")
         if await session.get(User, body.owner_id) is None:
-            raise ApiError(422, "request is not valid", details=[{"field": "owner_id", "message": "no such user"}])
+            raise ApiError(404, "owner not found", details=[{"field": "owner_id", "message": "no such user"}])
         owner = body.owner_id
     key = new_stream_key()
     stream = Stream(name=body.name, title=body.title, description=body.description, owner_id=owner,

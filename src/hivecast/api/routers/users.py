@@ -13,13 +13,14 @@ from starlette.responses import Response
 from hivecast.api.errors import ApiError, forbidden, not_found
 from hivecast.api.passwords import hash_password
 from hivecast.api.responses import check_if_match, no_content, paginate, parse_sort, respond
-from hivecast.api.routers.common import Db, IdPath, Page, Size, Sort, errors
+from hivecast.api.routers.common import Db, IdPath, Page, Size, errors, sort_param
 from hivecast.api.schemas import Envelope, ListEnvelope, Role, UserCreate, UserOut, UserPatch, UserPut
 from hivecast.api.security import Auth, Principal, require_role
 from hivecast.store.models import User
 
 router = APIRouter(prefix="/users", tags=["users"])
 _SORT = {"username": User.username, "created_at": User.created_at, "role": User.role}
+Sort = sort_param("username", "created_at", "role")
 
 
 def out(user: User) -> UserOut:
@@ -37,7 +38,7 @@ async def _load(session: Db, principal: Principal, user_id: str) -> User:
 
 @router.get("", response_model=ListEnvelope[UserOut], responses=errors(304), summary="List users (admin)")
 async def list_users(principal: Auth, request: Request, session: Db, page: Page = 1, size: Size = 20,
-                     sort: Sort = None,
+                     sort: str | None = Sort,
                      role: Annotated[Role | None, Query(description="filter by role")] = None,
                      username: Annotated[str | None, Query(max_length=64, description="exact username")] = None,
                      ) -> Response:

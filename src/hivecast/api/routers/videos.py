@@ -16,14 +16,12 @@ from starlette.responses import Response
 from hivecast.api.errors import ApiError, forbidden, not_found
 from hivecast.api.responses import (
     check_if_match,
-    decode_cursor,
-    encode_cursor,
     no_content,
     paginate,
     parse_sort,
     respond,
 )
-from hivecast.api.routers.common import CommentId, Db, IdPath, Page, Size, Sort, errors
+from hivecast.api.routers.common import CommentId, Db, IdPath, Page, Size, errors, sort_param
 from hivecast.api.schemas import (
     CommentCreate,
     CommentOut,
@@ -45,6 +43,7 @@ from hivecast.store.models import Comment, Video
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/videos", tags=["videos"])
 _SORT = {"title": Video.title, "created_at": Video.created_at, "state": Video.state, "size": Video.size}
+Sort = sort_param("title", "created_at", "state", "size")
 TUS = {"tus-resumable": "1.0.0"}
 
 
@@ -83,7 +82,7 @@ async def _load_owned(session: Db, principal: Principal, video_id: str) -> Video
 
 @router.get("", response_model=ListEnvelope[VideoOut], responses=errors(304), summary="List videos")
 async def list_videos(principal: Auth, request: Request, session: Db, page: Page = 1, size: Size = 20,
-                      sort: Sort = None,
+                      sort: str | None = Sort,
                       state: Annotated[VideoState | None, Query(description="filter by state")] = None,
                       owner_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None) -> Response:
     stmt = select(Video)
@@ -272,19 +271,16 @@ async def _complete(request: Request, session: Db, video: Video) -> None:
             summary="Comments, oldest first, by cursor")
 async def list_comments(video_id: IdPath, principal: Auth, request: Request, session: Db,
                         size: Size = 50,
-                        cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")] = None,
+                        cursor: Annotated[int | None, Query(ge=0, le=2**62, description="next_cursor of the previous page")] = None,
                         ) -> Response:
     await _load(session, video_id)
     stmt = select(Comment).where(Comment.video_id == video_id)
-    if cursor:
-        (after,) = decode_cursor(cursor, 1)
-        if not isinstance(after, int):
-            raise ApiError(422, "invalid cursor", details=[{"field": "cursor", "message": "not a cursor from this API"}])
-        stmt = stmt.where(Comment.id > after)
+    if cursor is not None:  # comment ids only grow, so "after this id" is a stable cursor
+        stmt = stmt.where(Comment.id > cursor)
     rows = list((await session.execute(stmt.order_by(Comment.id).limit(size + 1))).scalars().all())
     more = len(rows) > size
     rows = rows[:size]
-    next_cursor = encode_cursor([rows[-1].id]) if more and rows else None
+    next_cursor = rows[-1].id if more and rows else None
     return respond(request, [CommentOut.model_validate(c) for c in rows],
                    pagination={"size": size, "next_cursor": next_cursor})
 

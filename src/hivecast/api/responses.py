@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import Request
 from pydantic import BaseModel
-from sqlalchemy import Select, func
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -103,7 +103,8 @@ def parse_sort(sort: str | None, allowed: dict[str, Any], default: str) -> list[
 
 async def paginate(session: AsyncSession, stmt: Select[Any], page: int, size: int,
                    order: Sequence[Any], tiebreak: Any) -> tuple[list[Any], dict[str, int]]:
-    total = int((await session.execute(stmt.with_only_columns(func.count()).order_by(None))).scalar_one())
+    counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+    total = int((await session.execute(counted)).scalar_one())
     rows = (await session.execute(
         stmt.order_by(*order, tiebreak).offset((page - 1) * size).limit(size))).scalars().all()
     return list(rows), {"page": page, "size": size, "total": total,

@@ -163,7 +163,7 @@ async def delete_video(video_id: IdPath, principal: Auth, request: Request, sess
 
 
 # ---- upload (tus 1.0 core; HEAD is answered by the GET route) ----
-@router.get("/{video_id}/upload", response_model=Envelope[VideoOut], responses=errors(404),
+@router.get("/{video_id}/upload", response_model=Envelope[VideoOut], responses=errors(304, 404),
             summary="Upload status: Upload-Offset and Upload-Length headers (HEAD works too)")
 async def upload_status(video_id: IdPath, principal: Auth, request: Request, session: Db) -> Response:
     video = await _load_owned(session, principal, video_id)

@@ -139,3 +139,40 @@ async def api(database_url: str | None, node_factory: Any) -> AsyncIterator[Api]
         yield a
     finally:
         await a.close()
+
+
+NODE_MAIN = __file__.replace("_api_support.py", "_api_node.py")
+
+
+async def spawn_node(data_dir: str, port: int, database_url: str | None = None) -> asyncio.subprocess.Process:
+    """A node in its own process (so a test can kill it); returns once it serves."""
+    import sys
+
+    args = [sys.executable, NODE_MAIN, data_dir, str(port)] + ([database_url] if database_url else [])
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                line = await proc.stdout.readline()
+                if not line:
+                    raise RuntimeError("node exited before it was ready")
+                if line.strip() == b"ready":
+                    break
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc
+
+
+async def stop_process(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            async with asyncio.timeout(10):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()

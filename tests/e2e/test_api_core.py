@@ -139,3 +139,11 @@ async def test_openapi_lists_every_status_code(api: Api) -> None:
     assert ops >= 35
     docs = await httpx.AsyncClient(base_url=api.base).get("/api/v1/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+async def test_nul_characters_are_refused(api: Api) -> None:
+    c = api.admin
+    assert_error(await c.post("/api/v1/streams", json={"name": "nul", "title": "a\x00b"}), 422)
+    assert_error(await c.get("/api/v1/users", params={"username": "a\x00"}), 422)
+    assert_error(await c.get(f"/api/v1/videos/{'0' * 32}/comments/{2**40}"), 422)
+    assert (await c.get("/api/v1/streams")).json()["pagination"]["total"] == 0

@@ -10,15 +10,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from pydantic.json_schema import SkipJsonSchema
 
 T = TypeVar("T")
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL; the schema says so, validation enforces it
 
 Role = Literal["admin", "streamer", "viewer"]
 Scope = Literal["read", "write"]
 # Names become URL path segments and directory names: a conservative alphabet, no dots or slashes.
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-Title = Annotated[str, StringConstraints(max_length=200)]
-Text = Annotated[str, StringConstraints(max_length=5000)]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+Title = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
+Text = Annotated[str, StringConstraints(max_length=5000, pattern=NO_NUL)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256, pattern=NO_NUL)]
 
 
 def _integral_float(value: Any) -> Any:
@@ -34,6 +35,15 @@ Id = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 
 class In(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL, and no field here has a use for it: refuse it everywhere.
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and "\x00" in v for v in items):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class Out(BaseModel):
@@ -99,16 +109,16 @@ class ErrorEnvelope(BaseModel):
 
 # ---- auth ----
 class LoginIn(In):
-    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
 
 
 class RefreshIn(In):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
 class LogoutIn(In):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
 class TokenPair(BaseModel):
@@ -141,11 +151,11 @@ class UserCreate(In):
     username: Username
     password: Password
     role: Role = "viewer"
-    display_name: Annotated[str, StringConstraints(max_length=128)] | None = None
+    display_name: Annotated[str, StringConstraints(max_length=128, pattern=NO_NUL)] | None = None
 
 
 class UserPut(In):
-    display_name: Annotated[str, StringConstraints(max_length=128)] | None
+    display_name: Annotated[str, StringConstraints(max_length=128, pattern=NO_NUL)] | None
     role: Role
     disabled: bool
     password: Password | None = None
@@ -154,7 +164,7 @@ class UserPut(In):
 # In a merge patch `null` removes a member; members that cannot be absent do not admit null
 # (the schema says so; SkipJsonSchema keeps null out of it and the handler answers 422).
 class UserPatch(In):
-    display_name: Annotated[str, StringConstraints(max_length=128)] | None = None
+    display_name: Annotated[str, StringConstraints(max_length=128, pattern=NO_NUL)] | None = None
     role: Role | SkipJsonSchema[None] = None
     disabled: bool | SkipJsonSchema[None] = None
     password: Password | SkipJsonSchema[None] = None
@@ -238,7 +248,7 @@ class VideoOut(Out):
 
 
 class VideoCreate(In):
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
     description: Text | None = None
     size: JsonInt = Field(ge=1, le=MAX_VIDEO_BYTES, description="total bytes the upload will carry")
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
@@ -246,12 +256,12 @@ class VideoCreate(In):
 
 
 class VideoPut(In):
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
     description: Text | None
 
 
 class VideoPatch(In):
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)] | SkipJsonSchema[None] = None
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)] | SkipJsonSchema[None] = None
     description: Text | None = None
 
 
@@ -265,7 +275,7 @@ class CommentOut(Out):
 
 
 class CommentCreate(In):
-    body: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    body: Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=NO_NUL)]
 
 
 # ---- edges ----
@@ -291,7 +301,7 @@ class EdgePatch(In):
 
 # ---- purges ----
 PurgeKind = Literal["url", "prefix", "tag", "prefetch"]
-PurgeValue = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+PurgeValue = Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=NO_NUL)]
 
 
 class PurgeCreate(In):
@@ -330,7 +340,7 @@ def _all_scopes() -> list[Scope]:
 
 
 class ApiKeyCreate(In):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
     scopes: list[Scope] = Field(default_factory=_all_scopes, min_length=1, max_length=2)
     expires_in_days: Annotated[int, Field(ge=1, le=3650), BeforeValidator(_integral_float)] | None = Field(None, description="lifetime; none: no expiry")
 

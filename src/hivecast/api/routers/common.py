@@ -52,7 +52,7 @@ async def db(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 Db = Annotated[AsyncSession, Depends(db)]
-CommentId = Annotated[int, Path(ge=1, le=2**62, description="comment id")]
+CommentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="comment id")]
 IdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="resource id (32 hex digits)")]
 Page = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")]
 Size = Annotated[int, Query(ge=1, le=100, description="items per page")]

@@ -73,7 +73,7 @@ async def _load(session: Db, principal: Principal, stream_id: str) -> Stream:
             summary="List streams (non-admins see their own)")
 async def list_streams(principal: Auth, request: Request, session: Db, page: Page = 1, size: Size = 20,
                        sort: str | None = Sort,
-                       name: Annotated[str | None, Query(max_length=64, description="exact name")] = None,
+                       name: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$", description="exact name")] = None,
                        owner_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None) -> Response:
     stmt = select(Stream)
     if not principal.is_admin:

@@ -40,7 +40,7 @@ async def _load(session: Db, principal: Principal, user_id: str) -> User:
 async def list_users(principal: Auth, request: Request, session: Db, page: Page = 1, size: Size = 20,
                      sort: str | None = Sort,
                      role: Annotated[Role | None, Query(description="filter by role")] = None,
-                     username: Annotated[str | None, Query(max_length=64, description="exact username")] = None,
+                     username: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$", description="exact username")] = None,
                      ) -> Response:
     stmt = select(User)
     if not principal.is_admin:

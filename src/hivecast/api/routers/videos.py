@@ -271,7 +271,7 @@ async def _complete(request: Request, session: Db, video: Video) -> None:
             summary="Comments, oldest first, by cursor")
 async def list_comments(video_id: IdPath, principal: Auth, request: Request, session: Db,
                         size: Size = 50,
-                        cursor: Annotated[int | None, Query(ge=0, le=2**62, description="next_cursor of the previous page")] = None,
+                        cursor: Annotated[int | None, Query(ge=0, le=2**31 - 1, description="next_cursor of the previous page")] = None,
                         ) -> Response:
     await _load(session, video_id)
     stmt = select(Comment).where(Comment.video_id == video_id)

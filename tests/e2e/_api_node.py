@@ -1,5 +1,5 @@
 """A node in its own process for tests that must kill it or drive it from another tool:
-`python tests/interop/api_node.py DATA_DIR PORT [DATABASE_URL]` (admin/adminpass1, generous limits)."""
+`python tests/e2e/_api_node.py DATA_DIR PORT [DATABASE_URL]` (admin/adminpass1, generous limits)."""
 
 from __future__ import annotations
 

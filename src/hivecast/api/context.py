@@ -3,6 +3,7 @@ services, the token secret, the rate limiters."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,10 @@ from hivecast.config import Settings
 if TYPE_CHECKING:
     from hivecast.node import Node
     from hivecast.store import Store
+
+
+AUTH_CACHE_SECONDS = 5.0
+AUTH_CACHE_MAX = 10_000
 
 
 @dataclass
@@ -26,6 +31,28 @@ class ApiContext:
     login_limits: TokenBuckets
     upload_dir: Path
     revoked_access: dict[str, float] = field(default_factory=dict)  # jti -> expiry (logout)
+    # Resolved credentials (user id or API key hash -> principal, expiry, deadline), kept for a few
+    # seconds so a hot client costs no database round trip per request. Any change to a user or a
+    # key on this node clears it at once; other nodes see the change within AUTH_CACHE_SECONDS.
+    auth_cache: dict[str, tuple[Any, float | None, float]] = field(default_factory=dict)
+
+    def cached_principal(self, key: str, now: float) -> Any:
+        hit = self.auth_cache.get(key)
+        if hit is None:
+            return None
+        principal, expires_at, deadline = hit
+        if deadline < now or (expires_at is not None and expires_at <= time.time()):
+            self.auth_cache.pop(key, None)
+            return None
+        return principal
+
+    def cache_principal(self, key: str, principal: Any, now: float, expires_at: float | None = None) -> None:
+        if len(self.auth_cache) >= AUTH_CACHE_MAX:
+            self.auth_cache.clear()
+        self.auth_cache[key] = (principal, expires_at, now + AUTH_CACHE_SECONDS)
+
+    def forget_credentials(self) -> None:
+        self.auth_cache.clear()
 
     def service(self, name: str) -> Any:
         return self.node.services.get(name) if self.node is not None else None

@@ -103,12 +103,19 @@ def parse_sort(sort: str | None, allowed: dict[str, Any], default: str) -> list[
 
 async def paginate(session: AsyncSession, stmt: Select[Any], page: int, size: int,
                    order: Sequence[Any], tiebreak: Any) -> tuple[list[Any], dict[str, int]]:
-    counted = select(func.count()).select_from(stmt.order_by(None).subquery())
-    total = int((await session.execute(counted)).scalar_one())
-    rows = (await session.execute(
-        stmt.order_by(*order, tiebreak).offset((page - 1) * size).limit(size))).scalars().all()
-    return list(rows), {"page": page, "size": size, "total": total,
-                        "pages": math.ceil(total / size) if total else 0}
+    # One round trip: the total rides along as a window count on every row of the page.
+    result = await session.execute(stmt.add_columns(func.count().over().label("total"))
+                                   .order_by(*order, tiebreak).offset((page - 1) * size).limit(size))
+    pairs = result.all()
+    if pairs:
+        total = int(pairs[0][1])
+    elif page == 1:
+        total = 0
+    else:  # past the last page: the count needs its own query
+        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+        total = int((await session.execute(counted)).scalar_one())
+    return [p[0] for p in pairs], {"page": page, "size": size, "total": total,
+                                   "pages": math.ceil(total / size) if total else 0}
 
 
 def encode_cursor(values: list[Any]) -> str:

@@ -107,13 +107,20 @@ async def _from_token(ctx: ApiContext, token: str) -> Principal:
         raise ApiError(401, "invalid or expired access token", code="INVALID_TOKEN", headers=_UNAUTH) from None
     if claims.token_id in ctx.revoked_access:
         raise ApiError(401, "access token revoked", code="INVALID_TOKEN", headers=_UNAUTH)
+    now = time.monotonic()
+    cached = ctx.cached_principal("user:" + claims.subject, now)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     assert ctx.store is not None
     async with ctx.store.session() as session:
         user = await session.get(User, claims.subject)
-    # Checked on every request so deleting or disabling a user takes effect at once.
+    # The user is re-read (or taken from the short cache, cleared on every change) so deleting,
+    # disabling or demoting a user takes effect without waiting for their tokens to expire.
     if user is None or user.disabled:
         raise ApiError(401, "account not active", code="INVALID_TOKEN", headers=_UNAUTH)
-    return Principal(user.id, user.username, user.role, "token", ("read", "write"))
+    principal = Principal(user.id, user.username, user.role, "token", ("read", "write"))
+    ctx.cache_principal("user:" + claims.subject, principal, now)
+    return principal
 
 
 async def _from_api_key(ctx: ApiContext, plain: str) -> Principal:
@@ -121,6 +128,11 @@ async def _from_api_key(ctx: ApiContext, plain: str) -> Principal:
     bad = ApiError(401, "invalid or revoked API key", code="INVALID_API_KEY", headers=_UNAUTH)
     if prefix is None:
         raise bad
+    digest = sha256_hex(plain)
+    now = time.monotonic()
+    cached = ctx.cached_principal("key:" + digest, now)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     assert ctx.store is not None
     async with ctx.store.session() as session:
         row = (await session.execute(
@@ -129,7 +141,7 @@ async def _from_api_key(ctx: ApiContext, plain: str) -> Principal:
         if row is None:
             raise bad
         key, user = row
-        if not hmac.compare_digest(key.key_hash, sha256_hex(plain)) or key.revoked_at is not None:
+        if not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
             raise bad
         expires = utc(key.expires_at)
         if expires is not None and expires <= datetime.now(UTC):
@@ -138,11 +150,13 @@ async def _from_api_key(ctx: ApiContext, plain: str) -> Principal:
             raise bad
         # last_used_at is advisory: written at most once a minute per key to keep reads cheap.
         last = utc(key.last_used_at)
-        now = datetime.now(UTC)
-        if last is None or (now - last).total_seconds() > 60:
-            await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        wall = datetime.now(UTC)
+        if last is None or (wall - last).total_seconds() > 60:
+            await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=wall))
             await session.commit()
-        return Principal(user.id, user.username, user.role, "api_key", tuple(key.scopes), key.id)
+        principal = Principal(user.id, user.username, user.role, "api_key", tuple(key.scopes), key.id)
+        ctx.cache_principal("key:" + digest, principal, now, expires.timestamp() if expires else None)
+        return principal
 
 
 def require_role(principal: Principal, *roles: str) -> None:

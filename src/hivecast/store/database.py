@@ -56,7 +56,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 async def open_store(url: str, *, echo: bool = False) -> Store:
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": not url.startswith("sqlite")}
+    # No pre-ping (it costs a round trip per checkout); connections are recycled instead, and a
+    # connection the server dropped fails one request, which the pool then replaces.
+    kwargs: dict[str, Any] = {"echo": echo, "pool_recycle": 1800}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

@@ -12,7 +12,7 @@ from hivecast.api.errors import ApiError, not_found
 from hivecast.api.responses import check_if_match, no_content, paginate, parse_sort, respond
 from hivecast.api.routers.common import Db, IdPath, Page, Size, errors, sort_param
 from hivecast.api.schemas import ApiKeyCreate, ApiKeyOut, ApiKeyWithSecret, Envelope, ListEnvelope
-from hivecast.api.security import Auth, new_api_key
+from hivecast.api.security import Auth, ctx_of, new_api_key
 from hivecast.store.models import ApiKey
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"])
@@ -73,6 +73,7 @@ async def revoke_key(key_id: IdPath, principal: Auth, request: Request, session:
         await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(
             revoked_at=datetime.now(UTC), version=ApiKey.version + 1))
         await session.commit()
+        ctx_of(request).forget_credentials()
         await session.refresh(key)
     return respond(request, out(key), message="revoked")
 
@@ -87,4 +88,5 @@ async def delete_key(key_id: IdPath, principal: Auth, request: Request, session:
     check_if_match(request, out(key))
     await session.execute(delete(ApiKey).where(ApiKey.id == key_id))
     await session.commit()
+    ctx_of(request).forget_credentials()
     return no_content()

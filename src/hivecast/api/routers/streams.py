@@ -46,15 +46,16 @@ def _host(request: Request) -> str:
     return host if ok else "127.0.0.1"
 
 
-def out(request: Request, stream: Stream) -> StreamOut:
+def out(request: Request, stream: Stream, host: str | None = None) -> StreamOut:
     ctx = ctx_of(request)
     live = live_info(ctx.service("live_registry"), stream.name)
     rtsp_port = ctx.service("rtsp_port") or ctx.settings.rtsp_port
+    host = host or _host(request)
     return StreamOut(
         id=stream.id, name=stream.name, title=stream.title, description=stream.description,
         owner_id=stream.owner_id, state=live["state"], viewers=live["viewers"], qos=live["qos"],
         tracks=live["tracks"],
-        ingest_urls=IngestUrls(rtsp=f"rtsp://{_host(request)}:{rtsp_port}/{stream.name}"),
+        ingest_urls=IngestUrls(rtsp=f"rtsp://{host}:{rtsp_port}/{stream.name}"),
         playback_urls=PlaybackUrls(hls=f"/live/{stream.name}/index.m3u8", dash=f"/live/{stream.name}/manifest.mpd"),
         key_rotated_at=utc(stream.key_rotated_at),  # type: ignore[arg-type]
         created_at=utc(stream.created_at),  # type: ignore[arg-type]
@@ -83,7 +84,8 @@ async def list_streams(principal: Auth, request: Request, session: Db, page: Pag
     if name is not None:
         stmt = stmt.where(Stream.name == name)
     rows, pagination = await paginate(session, stmt, page, size, parse_sort(sort, _SORT, "created_at"), Stream.id)
-    return respond(request, [out(request, s) for s in rows], pagination=pagination)
+    host = _host(request)
+    return respond(request, [out(request, s, host) for s in rows], pagination=pagination)
 
 
 @router.post("", status_code=201, response_model=Envelope[StreamWithKey], responses=errors(404, 409),

@@ -15,7 +15,7 @@ from hivecast.api.passwords import hash_password
 from hivecast.api.responses import check_if_match, no_content, paginate, parse_sort, respond
 from hivecast.api.routers.common import Db, IdPath, Page, Size, errors, sort_param
 from hivecast.api.schemas import Envelope, ListEnvelope, Role, UserCreate, UserOut, UserPatch, UserPut
-from hivecast.api.security import Auth, Principal, require_role
+from hivecast.api.security import Auth, Principal, ctx_of, require_role
 from hivecast.store.models import User
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -94,6 +94,7 @@ async def _apply(session: Db, request: Request, principal: Principal, user: User
         await session.rollback()
         raise ApiError(412, "the resource changed while it was being updated")
     await session.commit()
+    ctx_of(request).forget_credentials()
     await session.refresh(user)
     return respond(request, out(user))
 
@@ -128,4 +129,5 @@ async def delete_user(user_id: IdPath, principal: Auth, request: Request, sessio
     check_if_match(request, out(user))
     await session.execute(delete(User).where(User.id == user_id))
     await session.commit()
+    ctx_of(request).forget_credentials()
     return no_content()

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "hivecast.rtsp.cli",
     "hivecast.rtmp.cli",
     "hivecast.cdn.cli",
+    "hivecast.api.cli",
 ]
 
 

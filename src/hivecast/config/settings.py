@@ -178,6 +178,28 @@ class WsSettings(Section):
     chat_rate_count: int = Field(5, ge=1)
     chat_rate_window: Seconds = 10.0
     history_size: int = Field(50, ge=0, le=10_000)
+class ApiSettings(Section):
+    """The REST management API: CORS, rate limits, body and upload limits, the first admin."""
+
+    cors_origins: tuple[str, ...] = Field((), description="origins allowed by CORS (exact, e.g. https://app.example)")
+    rate_limit: int = Field(600, ge=1, description="requests per rate_window for each API key or user")
+    rate_limit_ip: int = Field(300, ge=1, description="requests per rate_window for each unauthenticated client IP")
+    rate_limit_login: int = Field(20, ge=1, description="login attempts per rate_window for each client IP")
+    rate_window: Seconds = 60.0
+    max_json_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    upload_dir: Path | None = Field(None, description="where uploads land; default DATA_DIR/uploads")
+    max_upload_bytes: int = Field(1024**4, ge=1, description="largest video accepted (the schema caps it at 1 TiB)")
+    upload_chunk_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="largest body of one upload PATCH")
+    admin_username: str | None = Field(None, min_length=1, max_length=64, description="bootstrap admin, created at start when missing")
+    admin_password: str | None = Field(None, min_length=8, max_length=1024)
+    max_page_size: int = Field(100, ge=1, le=10_000)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):  # from the environment: comma-separated
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
 
 
 class Settings(Section):
@@ -201,6 +223,7 @@ class Settings(Section):
     rtsp: RtspSettings = RtspSettings()
     cdn: CdnSettings = CdnSettings.model_validate({})
     ws: WsSettings = WsSettings()
+    api: ApiSettings = ApiSettings.model_validate({})
 
     @field_validator("origin_url", "parent_url")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hivecast.api.component import StoreComponent
 from hivecast.cdn.component import EdgeComponent, EdgeFrontDoor, EmbeddedEdge, OriginCdn
 from hivecast.config import Settings
 from hivecast.media.packaging.livepackager import LivePackager
@@ -23,6 +24,7 @@ def build_node(settings: Settings) -> Node:
         node.add(EdgeComponent())
         node.add(EdgeFrontDoor())
         return node
+    node.add(StoreComponent())  # first to start, last to stop: the others read and write through it
     if settings.role == "serve":
         node.add(EmbeddedEdge())
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))

@@ -1,0 +1,69 @@
+"""What every request handler needs, built once per app: the store, the node's settings and
+services, the token secret, the rate limiters."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hivecast.api.ratelimit import TokenBuckets
+from hivecast.config import Settings
+
+if TYPE_CHECKING:
+    from hivecast.node import Node
+    from hivecast.store import Store
+
+
+AUTH_CACHE_SECONDS = 5.0
+AUTH_CACHE_MAX = 10_000
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    secret: str
+    store: Store | None
+    node: Node | None
+    user_limits: TokenBuckets
+    ip_limits: TokenBuckets
+    login_limits: TokenBuckets
+    upload_dir: Path
+    revoked_access: dict[str, float] = field(default_factory=dict)  # jti -> expiry (logout)
+    # Resolved credentials (user id or API key hash -> principal, expiry, deadline), kept for a few
+    # seconds so a hot client costs no database round trip per request. Any change to a user or a
+    # key on this node clears it at once; other nodes see the change within AUTH_CACHE_SECONDS.
+    auth_cache: dict[str, tuple[Any, float | None, float]] = field(default_factory=dict)
+
+    def cached_principal(self, key: str, now: float) -> Any:
+        hit = self.auth_cache.get(key)
+        if hit is None:
+            return None
+        principal, expires_at, deadline = hit
+        if deadline < now or (expires_at is not None and expires_at <= time.time()):
+            self.auth_cache.pop(key, None)
+            return None
+        return principal
+
+    def cache_principal(self, key: str, principal: Any, now: float, expires_at: float | None = None) -> None:
+        if len(self.auth_cache) >= AUTH_CACHE_MAX:
+            self.auth_cache.clear()
+        self.auth_cache[key] = (principal, expires_at, now + AUTH_CACHE_SECONDS)
+
+    def forget_credentials(self) -> None:
+        self.auth_cache.clear()
+
+    def service(self, name: str) -> Any:
+        return self.node.services.get(name) if self.node is not None else None
+
+    @classmethod
+    def build(cls, settings: Settings, secret: str, store: Store | None, node: Node | None) -> ApiContext:
+        api = settings.api
+        return cls(
+            settings=settings, secret=secret, store=store, node=node,
+            user_limits=TokenBuckets("user", api.rate_limit, api.rate_window),
+            ip_limits=TokenBuckets("ip", api.rate_limit_ip, api.rate_window),
+            login_limits=TokenBuckets("login", api.rate_limit_login, api.rate_window),
+            upload_dir=api.upload_dir or settings.data_dir / "uploads",
+        )

@@ -1,0 +1,135 @@
+"""Building envelope responses: JSON bytes, strong ETags from the bytes, conditional requests
+(If-None-Match -> 304 on reads, If-Match -> 412 on writes), pagination and sorting."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from hivecast.api.errors import JSON_TYPE, ApiError
+
+READ_CACHE = "private, no-cache"  # clients may keep it but must revalidate (ETag)
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    return value
+
+
+def envelope_bytes(data: Any, message: str | None = None, **extra: Any) -> bytes:
+    body: dict[str, Any] = {"success": True, "data": _dump(data), "message": message}
+    body.update({k: _dump(v) for k, v in extra.items()})
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def entity_etag(data: Any) -> str:
+    """The ETag a GET of this single resource carries."""
+    return etag_of(envelope_bytes(data))
+
+
+def _tags(header: str) -> list[str]:
+    return [t.strip().removeprefix("W/") for t in header.split(",") if t.strip()]
+
+
+def respond(request: Request, data: Any, *, status: int = 200, message: str | None = None,
+            headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    body = envelope_bytes(data, message, **extra)
+    hdrs = dict(headers or {})
+    if request.method in ("GET", "HEAD") and status == 200:
+        tag = etag_of(body)
+        hdrs["etag"] = tag
+        hdrs.setdefault("cache-control", READ_CACHE)
+        inm = request.headers.get("if-none-match")
+        if inm is not None and (inm.strip() == "*" or tag in _tags(inm)):
+            return Response(status_code=304, headers=hdrs)
+    else:
+        hdrs.setdefault("cache-control", "no-store")
+    return Response(body, status_code=status, media_type=JSON_TYPE, headers=hdrs)
+
+
+def check_if_match(request: Request, current: Any) -> None:
+    """Optimistic concurrency: a write carrying If-Match must name the current representation."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return
+    if header.strip() == "*":
+        return
+    tags = [t.strip() for t in header.split(",") if t.strip()]
+    if entity_etag(current) not in tags:
+        raise ApiError(412, "the resource changed since it was read (If-Match does not match)")
+
+
+def no_content(headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=204, headers=headers or {})
+
+
+# ---- pagination and sorting ----
+def parse_sort(sort: str | None, allowed: dict[str, Any], default: str) -> list[Any]:
+    """`?sort=field,-other`: a leading '-' sorts descending. Only whitelisted columns."""
+    spec = sort or default
+    order: list[Any] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        desc = part.startswith("-")
+        name = part.lstrip("-+")
+        col = allowed.get(name)
+        if col is None:
+            raise ApiError(422, "unknown sort field", details=[
+                {"field": "sort", "message": f"sortable fields: {', '.join(sorted(allowed))}"}])
+        order.append(col.desc() if desc else col.asc())
+    if len(order) > 4:
+        raise ApiError(422, "too many sort fields", details=[{"field": "sort", "message": "at most 4"}])
+    return order
+
+
+async def paginate(session: AsyncSession, stmt: Select[Any], page: int, size: int,
+                   order: Sequence[Any], tiebreak: Any) -> tuple[list[Any], dict[str, int]]:
+    # One round trip: the total rides along as a window count on every row of the page.
+    result = await session.execute(stmt.add_columns(func.count().over().label("total"))
+                                   .order_by(*order, tiebreak).offset((page - 1) * size).limit(size))
+    pairs = result.all()
+    if pairs:
+        total = int(pairs[0][1])
+    elif page == 1:
+        total = 0
+    else:  # past the last page: the count needs its own query
+        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+        total = int((await session.execute(counted)).scalar_one())
+    return [p[0] for p in pairs], {"page": page, "size": size, "total": total,
+                                   "pages": math.ceil(total / size) if total else 0}
+
+
+def encode_cursor(values: list[Any]) -> str:
+    raw = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, list) or len(values) != arity or not all(
+            isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
+        raise ApiError(422, "invalid cursor", details=[{"field": "cursor", "message": "not a cursor from this API"}])
+    return values

@@ -1,0 +1,174 @@
+"""/streams: live channels. Stream keys are stored hashed and shown only when created or rotated."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from starlette.responses import Response
+
+from hivecast.api.errors import ApiError, not_found
+from hivecast.api.responses import check_if_match, no_content, paginate, parse_sort, respond
+from hivecast.api.routers.common import Db, IdPath, Page, Size, errors, sort_param
+from hivecast.api.schemas import (
+    Envelope,
+    IngestUrls,
+    ListEnvelope,
+    PlaybackUrls,
+    StreamCreate,
+    StreamKeyOut,
+    StreamOut,
+    StreamPatch,
+    StreamPut,
+    StreamWithKey,
+)
+from hivecast.api.security import Auth, Principal, ctx_of, require_role, sha256_hex, utc
+from hivecast.api.services import live_info
+from hivecast.store.models import Stream, User
+
+router = APIRouter(prefix="/streams", tags=["streams"])
+_SORT = {"name": Stream.name, "created_at": Stream.created_at, "title": Stream.title}
+Sort = sort_param("name", "created_at", "title")
+
+
+def new_stream_key() -> str:
+    return "sk_" + secrets.token_urlsafe(24)
+
+
+def _host(request: Request) -> str:
+    # The Host header names how the client reached us; only a plain hostname or address is used.
+    host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]")
+    ok = host and len(host) <= 253 and all(c.isalnum() or c in ".-:" for c in host)
+    return host if ok else "127.0.0.1"
+
+
+def out(request: Request, stream: Stream, host: str | None = None) -> StreamOut:
+    ctx = ctx_of(request)
+    live = live_info(ctx.service("live_registry"), stream.name)
+    rtsp_port = ctx.service("rtsp_port") or ctx.settings.rtsp_port
+    host = host or _host(request)
+    return StreamOut(
+        id=stream.id, name=stream.name, title=stream.title, description=stream.description,
+        owner_id=stream.owner_id, state=live["state"], viewers=live["viewers"], qos=live["qos"],
+        tracks=live["tracks"],
+        ingest_urls=IngestUrls(rtsp=f"rtsp://{host}:{rtsp_port}/{stream.name}"),
+        playback_urls=PlaybackUrls(hls=f"/live/{stream.name}/index.m3u8", dash=f"/live/{stream.name}/manifest.mpd"),
+        key_rotated_at=utc(stream.key_rotated_at),  # type: ignore[arg-type]
+        created_at=utc(stream.created_at),  # type: ignore[arg-type]
+        updated_at=utc(stream.updated_at),  # type: ignore[arg-type]
+    )
+
+
+async def _load(session: Db, principal: Principal, stream_id: str) -> Stream:
+    stream = await session.get(Stream, stream_id)
+    if stream is None or not principal.owns(stream.owner_id):
+        raise not_found("stream")
+    return stream
+
+
+@router.get("", response_model=ListEnvelope[StreamOut], responses=errors(304),
+            summary="List streams (non-admins see their own)")
+async def list_streams(principal: Auth, request: Request, session: Db, page: Page = 1, size: Size = 20,
+                       sort: str | None = Sort,
+                       name: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$", description="exact name")] = None,
+                       owner_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None) -> Response:
+    stmt = select(Stream)
+    if not principal.is_admin:
+        stmt = stmt.where(Stream.owner_id == principal.user_id)
+    if owner_id is not None:
+        stmt = stmt.where(Stream.owner_id == owner_id)
+    if name is not None:
+        stmt = stmt.where(Stream.name == name)
+    rows, pagination = await paginate(session, stmt, page, size, parse_sort(sort, _SORT, "created_at"), Stream.id)
+    host = _host(request)
+    return respond(request, [out(request, s, host) for s in rows], pagination=pagination)
+
+
+@router.post("", status_code=201, response_model=Envelope[StreamWithKey], responses=errors(404, 409),
+             summary="Create a stream (admin, streamer)")
+async def create_stream(body: StreamCreate, principal: Auth, request: Request, session: Db) -> Response:
+    require_role(principal, "admin", "streamer")
+    owner = principal.user_id
+    if body.owner_id is not None and body.owner_id != principal.user_id:
+        require_role(principal, "admin")
+        if await session.get(User, body.owner_id) is None:
+            raise ApiError(404, "owner not found", details=[{"field": "owner_id", "message": "no such user"}])
+        owner = body.owner_id
+    key = new_stream_key()
+    stream = Stream(name=body.name, title=body.title, description=body.description, owner_id=owner,
+                    key_hash=sha256_hex(key))
+    session.add(stream)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise ApiError(409, "stream name already taken", details=[{"field": "name", "message": "taken"}]) from None
+    data = StreamWithKey(**out(request, stream).model_dump(), stream_key=key)
+    return respond(request, data, status=201, message="stream created",
+                   headers={"location": f"/api/v1/streams/{stream.id}"})
+
+
+@router.get("/{stream_id}", response_model=Envelope[StreamOut], responses=errors(304, 404), summary="Get a stream")
+async def get_stream(stream_id: IdPath, principal: Auth, request: Request, session: Db) -> Response:
+    return respond(request, out(request, await _load(session, principal, stream_id)))
+
+
+async def _apply(session: Db, request: Request, stream: Stream, values: dict[str, Any]) -> Response:
+    check_if_match(request, out(request, stream))
+    values["updated_at"] = datetime.now(UTC)
+    values["version"] = stream.version + 1
+    result = await session.execute(update(Stream).where(Stream.id == stream.id, Stream.version == stream.version)
+                                   .values(**values))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        await session.rollback()
+        raise ApiError(412, "the resource changed while it was being updated")
+    await session.commit()
+    await session.refresh(stream)
+    return respond(request, out(request, stream))
+
+
+@router.put("/{stream_id}", response_model=Envelope[StreamOut], responses=errors(404, 412),
+            summary="Replace a stream's mutable fields")
+async def put_stream(stream_id: IdPath, body: StreamPut, principal: Auth, request: Request, session: Db) -> Response:
+    stream = await _load(session, principal, stream_id)
+    return await _apply(session, request, stream, body.model_dump())
+
+
+@router.patch("/{stream_id}", response_model=Envelope[StreamOut], responses=errors(404, 412),
+              summary="Change some fields of a stream (JSON Merge Patch)")
+async def patch_stream(stream_id: IdPath, principal: Auth, request: Request, session: Db,
+                       body: Annotated[StreamPatch, Body(media_type="application/merge-patch+json")]) -> Response:
+    stream = await _load(session, principal, stream_id)
+    changes = {k: getattr(body, k) for k in body.model_fields_set}
+    if "title" in changes and changes["title"] is None:
+        changes["title"] = ""  # merge-patch null removes the member: the title falls back to empty
+    return await _apply(session, request, stream, changes)
+
+
+@router.delete("/{stream_id}", status_code=204, responses=errors(404, 412), summary="Delete a stream")
+async def delete_stream(stream_id: IdPath, principal: Auth, request: Request, session: Db) -> Response:
+    stream = await session.get(Stream, stream_id)
+    if stream is None:
+        return no_content()
+    if not principal.owns(stream.owner_id):
+        raise not_found("stream")
+    check_if_match(request, out(request, stream))
+    await session.execute(delete(Stream).where(Stream.id == stream_id))
+    await session.commit()
+    return no_content()
+
+
+@router.post("/{stream_id}/key", response_model=Envelope[StreamKeyOut], responses=errors(404),
+             summary="Rotate the stream key (the old key stops working at once)")
+async def rotate_key(stream_id: IdPath, principal: Auth, request: Request, session: Db) -> Response:
+    stream = await _load(session, principal, stream_id)
+    key = new_stream_key()
+    now = datetime.now(UTC)
+    await session.execute(update(Stream).where(Stream.id == stream.id).values(
+        key_hash=sha256_hex(key), key_rotated_at=now, updated_at=now, version=Stream.version + 1))
+    await session.commit()
+    return respond(request, StreamKeyOut(stream_key=key, key_rotated_at=now), message="stream key rotated")

@@ -1,0 +1,178 @@
+"""Who is calling: a bearer access token (JWT) or an `X-API-Key`, resolved to a `Principal`;
+refresh tokens and API key secrets; per-resource authorization rules."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select, update
+
+from hivecast.api.context import ApiContext
+from hivecast.api.errors import ApiError
+from hivecast.auth.tokens import InvalidToken, decode_access_token
+from hivecast.store.models import ApiKey, User
+
+KEY_PREFIX = "hck_"
+_bearer = HTTPBearer(auto_error=False, description="access token from POST /api/v1/auth/login")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key from POST /api/v1/api-keys")
+
+_UNAUTH = {"www-authenticate": 'Bearer realm="hivecast"'}
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_secret(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """(plain key, lookup prefix, hash). The prefix is public (shown in listings), the rest is not."""
+    prefix = secrets.token_hex(6)
+    plain = f"{KEY_PREFIX}{prefix}_{new_secret()}"
+    return plain, prefix, sha256_hex(plain)
+
+
+def parse_api_key(plain: str) -> str | None:
+    if not plain.startswith(KEY_PREFIX) or len(plain) > 200:
+        return None
+    prefix, _, rest = plain[len(KEY_PREFIX):].partition("_")
+    if len(prefix) != 12 or not rest:
+        return None
+    return prefix
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    username: str
+    role: str
+    via: str  # token | api_key
+    scopes: tuple[str, ...]
+    key_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def owns(self, owner_id: str) -> bool:
+        return self.is_admin or owner_id == self.user_id
+
+
+def ctx_of(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+async def authenticate(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Principal:
+    ctx = ctx_of(request)
+    if ctx.store is None:
+        raise ApiError(503, "the store is not available")
+    if api_key:
+        principal = await _from_api_key(ctx, api_key)
+    elif bearer is not None and bearer.credentials:
+        principal = await _from_token(ctx, bearer.credentials)
+    else:
+        raise ApiError(401, "authentication required", headers=_UNAUTH)
+    if "write" not in principal.scopes and request.method not in ("GET", "HEAD", "OPTIONS"):
+        raise ApiError(403, "this API key is read-only", code="INSUFFICIENT_SCOPE")
+    request.state.principal = principal
+    return principal
+
+
+async def _from_token(ctx: ApiContext, token: str) -> Principal:
+    try:
+        claims = decode_access_token(token, secret=ctx.secret)
+    except InvalidToken:
+        raise ApiError(401, "invalid or expired access token", code="INVALID_TOKEN", headers=_UNAUTH) from None
+    if claims.token_id in ctx.revoked_access:
+        raise ApiError(401, "access token revoked", code="INVALID_TOKEN", headers=_UNAUTH)
+    now = time.monotonic()
+    cached = ctx.cached_principal("user:" + claims.subject, now)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    assert ctx.store is not None
+    async with ctx.store.session() as session:
+        user = await session.get(User, claims.subject)
+    # The user is re-read (or taken from the short cache, cleared on every change) so deleting,
+    # disabling or demoting a user takes effect without waiting for their tokens to expire.
+    if user is None or user.disabled:
+        raise ApiError(401, "account not active", code="INVALID_TOKEN", headers=_UNAUTH)
+    principal = Principal(user.id, user.username, user.role, "token", ("read", "write"))
+    ctx.cache_principal("user:" + claims.subject, principal, now)
+    return principal
+
+
+async def _from_api_key(ctx: ApiContext, plain: str) -> Principal:
+    prefix = parse_api_key(plain)
+    bad = ApiError(401, "invalid or revoked API key", code="INVALID_API_KEY", headers=_UNAUTH)
+    if prefix is None:
+        raise bad
+    digest = sha256_hex(plain)
+    now = time.monotonic()
+    cached = ctx.cached_principal("key:" + digest, now)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    assert ctx.store is not None
+    async with ctx.store.session() as session:
+        row = (await session.execute(
+            select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == prefix)
+        )).first()
+        if row is None:
+            raise bad
+        key, user = row
+        if not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
+            raise bad
+        expires = utc(key.expires_at)
+        if expires is not None and expires <= datetime.now(UTC):
+            raise bad
+        if user.disabled:
+            raise bad
+        # last_used_at is advisory: written at most once a minute per key to keep reads cheap.
+        last = utc(key.last_used_at)
+        wall = datetime.now(UTC)
+        if last is None or (wall - last).total_seconds() > 60:
+            await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=wall))
+            await session.commit()
+        principal = Principal(user.id, user.username, user.role, "api_key", tuple(key.scopes), key.id)
+        ctx.cache_principal("key:" + digest, principal, now, expires.timestamp() if expires else None)
+        return principal
+
+
+def require_role(principal: Principal, *roles: str) -> None:
+    if principal.role not in roles:
+        raise ApiError(403, f"requires role {' or '.join(roles)}")
+
+
+def forget_expired_revocations(ctx: ApiContext) -> None:
+    now = time.time()
+    for jti, exp in list(ctx.revoked_access.items()):
+        if exp < now:
+            del ctx.revoked_access[jti]
+
+
+Auth = Annotated[Principal, Depends(authenticate)]
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(obj).items() if not k.startswith("_")}

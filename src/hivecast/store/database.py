@@ -1,0 +1,82 @@
+"""The engine and session factory, and migrations run at start (SQLite by default, PostgreSQL by URL)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StoreError(Exception):
+    """The database cannot be opened or migrated; the message is one line for the user."""
+
+
+class Store:
+    """What other components use: `engine` and `session()` (an `AsyncSession` factory)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.session = async_sessionmaker(engine, expire_on_commit=False)
+        self.dialect = engine.dialect.name
+
+    async def migrate(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(upgrade_to_head)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def upgrade_to_head(connection: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers run beside the one writer; busy_timeout queues writers instead of failing.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+async def open_store(url: str, *, echo: bool = False) -> Store:
+    # No pre-ping (it costs a round trip per checkout); connections are recycled instead, and a
+    # connection the server dropped fails one request, which the pool then replaces.
+    kwargs: dict[str, Any] = {"echo": echo, "pool_recycle": 1800}
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_async_engine(url, **kwargs)
+    except Exception as exc:
+        raise StoreError(f"cannot use database URL: {type(exc).__name__}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    store = Store(engine)
+    try:
+        await store.migrate()
+    except Exception as exc:
+        await engine.dispose()
+        raise StoreError(f"cannot open or migrate the database: {type(exc).__name__}: {exc}") from None
+    log.info("store ready (%s)", store.dialect)
+    return store
+
+
+__all__ = ["AsyncSession", "Store", "StoreError", "open_store"]

@@ -259,7 +259,7 @@ def list_files(root: Path) -> list[tuple[tuple[str, ...], Path]]:
     out: list[tuple[tuple[str, ...], Path]] = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).parts
-        if not path.is_file() or any(p.startswith(".") for p in rel) or path.suffix in (".torrent", ".part"):
+        if not path.is_file() or any(p.startswith(".") for p in rel) or path.suffix in (".torrent", ".part", ".tmp"):
             continue
         out.append((rel, path))
     return out

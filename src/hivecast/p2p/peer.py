@@ -93,6 +93,12 @@ class Peer:
                     await self.handle(ev)
                 self.maybe_request()
                 self.flush()
+                # Serve what the peer asked for, pausing whenever the socket is full: requests that
+                # pile up meanwhile count against the peer's queue limit (a flood is a breach).
+                while self.wire.peer_requests and not self.closed:
+                    self.serve()
+                    self.flush()
+                    await self.conn.drain()
                 if self.conn.transport.get_write_buffer_size() > self.conn.limits.write_buffer_high:
                     await self.conn.drain()
         except PeerProtocolError as exc:
@@ -226,21 +232,32 @@ class Peer:
         await t.on_block(self, ev.index, ev.begin, ev.block)
 
     def on_request(self, ev: m.Request) -> None:
+        """Check a request; the wire core queued it and serve() answers it."""
         t = self.torrent
         if t.have is None or ev.index not in t.have:
             raise PeerProtocolError(f"requested piece {ev.index} we do not have")
-        assert t.storage is not None and t.info is not None
+        assert t.info is not None
         if ev.begin + ev.length > t.info.piece_size(ev.index):
             raise PeerProtocolError("request past the end of the piece")
-        try:
-            block = t.storage.read(ev.index, ev.begin, ev.length)
-        except StorageError as exc:
-            log.warning("cannot serve piece %d: %s", ev.index, exc)
-            self.wire.reject(ev.index, ev.begin, ev.length)
-            return
-        if self.wire.piece(ev.index, ev.begin, block):
-            self.uploaded += ev.length
-            t.uploaded += ev.length
+
+    def serve(self) -> None:
+        """Answer queued requests in order until about a write buffer's worth is queued."""
+        t = self.torrent
+        assert t.storage is not None
+        budget = self.conn.limits.write_buffer_high
+        for index, begin, length in list(self.wire.peer_requests):
+            if budget <= 0:
+                break
+            try:
+                block = t.storage.read(index, begin, length)
+            except StorageError as exc:
+                log.warning("cannot serve piece %d: %s", index, exc)
+                self.wire.reject(index, begin, length)
+                continue
+            if self.wire.piece(index, begin, block):
+                self.uploaded += length
+                t.uploaded += length
+                budget -= length
 
     def block_digest(self, block: bytes) -> bytes:
         return hashlib.sha1(block).digest()

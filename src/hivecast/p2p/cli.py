@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from hivecast.net import run
 from hivecast.p2p.errors import P2PError
 from hivecast.p2p.metainfo import create_torrent, read_torrent
 from hivecast.p2p.session import Session, SessionOptions, Torrent
@@ -57,7 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _create(args: argparse.Namespace) -> int:
     try:
-        data = asyncio.run(create_torrent(args.path, announce=args.tracker, web_seeds=args.web_seed,
+        data = run(create_torrent(args.path, announce=args.tracker, web_seeds=args.web_seed,
                                           piece_length=args.piece_length))
     except (P2PError, OSError) as exc:
         print(f"hivecast torrent create: {exc}", file=sys.stderr)
@@ -135,7 +136,7 @@ async def _run_download(args: argparse.Namespace) -> int:
 
 def _download(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_run_download(args))
+        return run(_run_download(args))
     except (P2PError, OSError) as exc:
         print(f"hivecast torrent download: {exc}", file=sys.stderr)
         return 1
@@ -158,7 +159,7 @@ async def _run_seed(args: argparse.Namespace) -> int:
 
 def _seed(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_run_seed(args))
+        return run(_run_seed(args))
     except (P2PError, OSError) as exc:
         print(f"hivecast torrent seed: {exc}", file=sys.stderr)
         return 1

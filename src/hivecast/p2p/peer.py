@@ -249,7 +249,7 @@ class Peer:
             if budget <= 0:
                 break
             try:
-                block = t.storage.read(index, begin, length)
+                block = t.storage.read_block(index, begin, length)
             except StorageError as exc:
                 log.warning("cannot serve piece %d: %s", index, exc)
                 self.wire.reject(index, begin, length)

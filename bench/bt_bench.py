@@ -1,0 +1,219 @@
+"""BitTorrent throughput on loopback: libtorrent vs our seeder and our client, in one run.
+
+    .venv/bin/python bench/bt_bench.py [--size-mb 200] [--piece-kb 1024] [--announces 20000]
+
+Three transfers of the same torrent (TCP only, settings per ../shared/INTEROP.md):
+  1. libtorrent seed  -> libtorrent client   (the bar)
+  2. our seeder       -> libtorrent client   (our upload)
+  3. libtorrent seed  -> our client          (our download)
+and UDP tracker announces per second (connect once, then announce in a window of 64 in flight).
+Prints MB/s and each ratio against the libtorrent-to-libtorrent figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import socket
+import struct
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import libtorrent as lt
+
+from hivecast.net import install_event_loop_policy
+from hivecast.p2p.metainfo import create_torrent, parse_torrent
+from hivecast.p2p.session import Session, SessionOptions, Torrent
+from hivecast.p2p.tracker.core import TrackerCore, TrackerLimits
+from hivecast.p2p.tracker.server import UdpTracker
+from hivecast.p2p.tracker.udp import announce_request, connect_request
+
+
+def lt_session() -> Any:
+    return lt.session({
+        "listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False, "enable_upnp": False,
+        "enable_natpmp": False, "allow_multiple_connections_per_ip": True, "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+    })
+
+
+def lt_add(ses: Any, data: bytes, save: Path) -> Any:
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(lt.bdecode(data))
+    atp.save_path = str(save)
+    return ses.add_torrent(atp)
+
+
+async def wait(pred: Any, timeout: float = 600) -> None:
+    """Poll libtorrent from a thread: its calls block until its network thread answers, and
+    blocking our event loop on them would stall our own peer in the same process."""
+    async with asyncio.timeout(timeout):
+        while not await asyncio.to_thread(pred):
+            await asyncio.sleep(0.02)
+
+
+def drop_file(path: Path) -> None:
+    """Evict a file from the page cache where allowed, so each run reads like the first."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+    except (OSError, AttributeError):
+        pass
+
+
+async def lt_to_lt(data: bytes, src: Path, work: Path, size: int) -> float:
+    seed, leech = lt_session(), lt_session()
+    hs = lt_add(seed, data, src)
+    await wait(lambda: hs.status().is_seeding)
+    hl = lt_add(leech, data, work / "lt2lt")
+    t0 = time.perf_counter()
+    hl.connect_peer(("127.0.0.1", seed.listen_port()))
+    await wait(lambda: hl.status().is_seeding)
+    return size / (time.perf_counter() - t0) / 1e6
+
+
+async def ours_to_lt(data: bytes, src: Path, work: Path, size: int) -> float:
+    sess = Session(SessionOptions())
+    await sess.start()
+    try:
+        await sess.add(Torrent.from_metainfo(parse_torrent(data), src, seed_only=True, trust_complete=True))
+        leech = lt_session()
+        hl = lt_add(leech, data, work / "ours2lt")
+        t0 = time.perf_counter()
+        hl.connect_peer(("127.0.0.1", sess.port))
+        await wait(lambda: hl.status().is_seeding)
+        return size / (time.perf_counter() - t0) / 1e6
+    finally:
+        await sess.close()
+
+
+async def ours_to_lt_process(data: bytes, src: Path, work: Path, size: int) -> float:
+    """Our seeder in its own process (`hivecast torrent seed`), as libtorrent has its own threads."""
+    import sys
+
+    torrent = work / "t.torrent"
+    torrent.write_bytes(data)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hivecast", "torrent", "seed", str(torrent), "-d", str(src), "--host", "127.0.0.1",
+        "--port", str(port), stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        async with asyncio.timeout(120):
+            while b"seeding" not in await proc.stderr.readline():
+                pass
+        leech = lt_session()
+        hl = lt_add(leech, data, work / "ours2lt")
+        t0 = time.perf_counter()
+        hl.connect_peer(("127.0.0.1", port))
+        await wait(lambda: hl.status().is_seeding)
+        return size / (time.perf_counter() - t0) / 1e6
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def lt_to_ours(data: bytes, src: Path, work: Path, size: int) -> float:
+    seed = lt_session()
+    hs = lt_add(seed, data, src)
+    await wait(lambda: hs.status().is_seeding)
+    sess = Session(SessionOptions())
+    await sess.start()
+    try:
+        t0 = time.perf_counter()
+        t = await sess.add(Torrent.from_metainfo(parse_torrent(data), work / "lt2ours",
+                                                 peers=[("127.0.0.1", seed.listen_port())]))
+        await asyncio.wait_for(t.completed.wait(), 600)
+        return size / (time.perf_counter() - t0) / 1e6
+    finally:
+        await sess.close()
+
+
+async def udp_announces(count: int) -> float:
+    tracker = UdpTracker(TrackerCore(TrackerLimits()), "127.0.0.1", 0)
+    await tracker.start()
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.connect(("127.0.0.1", tracker.port))
+    sock.setblocking(False)
+    try:
+        await loop.sock_sendall(sock, connect_request(1))
+        reply = await loop.sock_recv(sock, 2048)
+        cid = struct.unpack_from(">Q", reply, 8)[0]
+        hashes = [os.urandom(20) for _ in range(50)]
+        done = 0
+        window = 64
+        t0 = time.perf_counter()
+        sent = 0
+        while done < count:
+            while sent - done < window and sent < count:
+                await loop.sock_sendall(sock, announce_request(
+                    cid, sent, info_hash=random.choice(hashes), peer_id=os.urandom(20), port=1 + sent % 60000,
+                    left=sent % 2))
+                sent += 1
+            try:
+                await asyncio.wait_for(loop.sock_recv(sock, 2048), 1.0)
+                done += 1
+            except TimeoutError:
+                sent = done  # lost replies: resend
+        return count / (time.perf_counter() - t0)
+    finally:
+        sock.close()
+        tracker.close()
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mb", type=int, default=200)
+    ap.add_argument("--piece-kb", type=int, default=1024)
+    ap.add_argument("--announces", type=int, default=20000)
+    ap.add_argument("--process", action="store_true", help="run our seeder in its own process")
+    ap.add_argument("--only", choices=["lt", "upload", "download", "udp"], action="append")
+    args = ap.parse_args()
+    size = args.size_mb * 1024 * 1024
+    root = Path(tempfile.mkdtemp(prefix="bt_bench_"))
+    try:
+        src = root / "src"
+        (src / "video").mkdir(parents=True)
+        with open(src / "video" / "movie.mp4", "wb") as f:
+            chunk = os.urandom(1 << 20)
+            for i in range(args.size_mb):
+                f.write(chunk[i % 7 :] + chunk[: i % 7])
+        t0 = time.perf_counter()
+        data = await create_torrent(src / "video", piece_length=args.piece_kb * 1024)
+        print(f"torrent: {args.size_mb} MB, {args.piece_kb} KiB pieces; hashed in {time.perf_counter() - t0:.2f} s")
+        only = set(args.only or ["lt", "upload", "download", "udp"])
+        results: dict[str, float] = {}
+        upload = ours_to_lt_process if args.process else ours_to_lt
+        for name, fn in (("lt", lt_to_lt), ("upload", upload), ("download", lt_to_ours)):
+            if name in only:
+                work = root / name
+                work.mkdir()
+                results[name] = await fn(data, src, work, size)
+                shutil.rmtree(work, ignore_errors=True)
+        if "lt" in results:
+            print(f"libtorrent -> libtorrent : {results['lt']:8.1f} MB/s")
+        if "upload" in results:
+            ratio = f"  ratio {results['upload'] / results['lt']:.2f}" if "lt" in results else ""
+            print(f"hivecast   -> libtorrent : {results['upload']:8.1f} MB/s{ratio}  (our seeder's upload)")
+        if "download" in results:
+            ratio = f"  ratio {results['download'] / results['lt']:.2f}" if "lt" in results else ""
+            print(f"libtorrent -> hivecast   : {results['download']:8.1f} MB/s{ratio}  (our client's download)")
+        if "udp" in only:
+            print(f"UDP tracker: {await udp_announces(args.announces):,.0f} announces/s (64 in flight, one client)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    install_event_loop_policy()
+    asyncio.run(main())

@@ -238,3 +238,63 @@ async def test_torrents_are_seeded_again_after_node_restart(node_factory: NodeFa
     t = await download(str(d / "r1.torrent"), tmp_path / "dl", peers=[("127.0.0.1", node2.services["bt_port"])],
                        timeout=30)
     assert t.completed.is_set()
+
+
+async def test_streaming_window_comes_first(tmp_path: Path) -> None:
+    d = make_content(tmp_path / "src", "v", 1_000_000)
+    data = await create_torrent(d, piece_length=16384)
+    meta = parse_torrent(data)
+    seed, _ = await seeder(tmp_path / "src", data)
+    order: list[int] = []
+    client = Session(SessionOptions(request_queue=4))
+    await client.start()
+    try:
+        def progress(t: Torrent) -> None:
+            assert t.have is not None
+            order.extend(sorted(set(t.have) - set(order)))
+
+        t = Torrent.from_metainfo(meta, tmp_path / "out", on_progress=progress)
+        await client.add(t)
+        t.set_playback_position(30 * 16384, window_bytes=4 * 16384)
+        assert t.picker is not None
+        t.connect_peer(("127.0.0.1", seed.port))
+        async with asyncio.timeout(30):
+            await t.completed.wait()
+        assert sorted(order[:4]) == [30, 31, 32, 33], order[:10]
+    finally:
+        await client.close()
+        await seed.close()
+
+
+def test_cli_create_info_download(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    d = make_content(tmp_path / "src", "clip", 300_000)
+    run = [sys.executable, "-m", "hivecast", "torrent"]
+    out = subprocess.run([*run, "create", str(d), "-t", "http://127.0.0.1:9/announce", "-w", "http://127.0.0.1:9/"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    torrent = tmp_path / "src" / "clip.torrent"
+    info = subprocess.run([*run, "info", str(torrent)], capture_output=True, text=True, timeout=60)
+    assert "video.mp4" in info.stdout and "web seed:     http://127.0.0.1:9/" in info.stdout
+    bad = tmp_path / "bad.torrent"
+    bad.write_bytes(b"d4:infoi1ee")
+    assert subprocess.run([*run, "info", str(bad)], capture_output=True, timeout=60).returncode == 1
+
+    async def seed_and_download() -> subprocess.CompletedProcess[str]:
+        sess, _ = await seeder(tmp_path / "src", torrent.read_bytes())
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *run, "download", str(torrent), "-o", str(tmp_path / "dl"), "--peer", f"127.0.0.1:{sess.port}",
+                "--host", "127.0.0.1", "--timeout", "60", stderr=subprocess.PIPE)
+            async with asyncio.timeout(90):
+                _, err = await proc.communicate()
+            return subprocess.CompletedProcess([], proc.returncode or 0, "", err.decode())
+        finally:
+            await sess.close()
+
+    result = asyncio.run(seed_and_download())
+    assert result.returncode == 0, result.stderr
+    assert "done" in result.stderr and "MB/s" in result.stderr and "peers" in result.stderr
+    assert (tmp_path / "dl" / "clip" / "video.mp4").read_bytes() == (d / "video.mp4").read_bytes()

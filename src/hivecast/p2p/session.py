@@ -318,6 +318,18 @@ class Torrent:
             return 1.0 if self.have is not None else 0.0
         return self.have.count / self.have.size
 
+    def set_playback_position(self, byte_offset: int, *, window_bytes: int = 8 * 1024 * 1024) -> None:
+        """Streaming: the pieces just after the playhead are fetched first, in order (strict priority)."""
+        if self.info is None or self.picker is None:
+            return
+        first = max(0, byte_offset) // self.info.piece_length
+        count = max(1, window_bytes // self.info.piece_length)
+        self.picker.set_priority(list(range(first, min(first + count, self.info.num_pieces))))
+        for p in self.peers.values():
+            p.maybe_request()
+            with contextlib.suppress(NetError):
+                p.flush()
+
     # -- peers --
     def add_candidate(self, addr: tuple[str, int]) -> None:
         if len(self.candidates) < 2000 and addr not in self.candidates:
@@ -438,11 +450,14 @@ class Torrent:
             unchoke, self._choker_state = choker.choke_round(
                 stats, self._choker_state, now=now, seeding=seeding, slots=self.session.options.upload_slots,
                 rng=rng)
+            keep_alive = self._choker_state.round % 6 == 0  # about once a minute
             for p in list(self.peers.values()):
                 if p in unchoke:
                     p.wire.unchoke()
                 else:
                     p.wire.choke()
+                if keep_alive:
+                    p.wire.keep_alive()
                 with contextlib.suppress(NetError):
                     p.flush()
             self._send_pex()

@@ -179,7 +179,7 @@ async def test_hostile_peers_are_dropped_and_banned(tmp_path: Path, attack: str)
             writer.write(m.simple(m.INTERESTED))
             await writer.drain()
             await asyncio.sleep(0.2)  # unchoked at once: a slot is free
-            writer.write(b"".join(m.request(m.REQUEST, i % 12, (i // 12) * 16, 16) for i in range(2000)))
+            writer.write(b"".join(m.request(m.REQUEST, i % 12, (i // 12) * 16, 16) for i in range(6000)))
         elif attack == "out-of-range":
             writer.write(m.have(10_000))
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hivecast.net import Connection, NetError
 from hivecast.p2p.bitfield import Bitfield
@@ -66,7 +66,8 @@ class Peer:
     def flush(self) -> None:
         out = self.wire.data_to_send()
         if out:
-            self.conn.writelines(out)
+            # Blocks are views into the piece cache; the transport takes any bytes-like object.
+            self.conn.writelines(cast("list[bytes]", out))
 
     def greet(self) -> None:
         """Our extension handshake and what we have: the first things after the handshake."""

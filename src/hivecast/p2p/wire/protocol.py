@@ -27,7 +27,8 @@ _II = struct.Struct(">II")
 class WireLimits:
     max_message: int = 1024 * 1024 + 13
     max_request_length: int = 128 * 1024
-    max_peer_requests: int = 500
+    # What we advertise as `reqq`: enough blocks in flight to fill a fast link (libtorrent uses 2000).
+    max_peer_requests: int = 2000
     max_extended: int = 1024 * 1024
     max_pex_entries: int = 200
 
@@ -56,7 +57,7 @@ class PeerWire:
         self.state = State.HANDSHAKE
         self._buf = bytearray()
         self._events: list[m.Message | m.Handshake] = []
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []
         self._local_reserved = m.reserved_bytes(fast=fast, extended=extended)
         self.fast = False
         self.extended = False
@@ -312,7 +313,7 @@ class PeerWire:
         return out
 
     # -- output --
-    def data_to_send(self) -> list[bytes]:
+    def data_to_send(self) -> list[bytes | memoryview]:
         out, self._out = self._out, []
         return out
 
@@ -358,7 +359,7 @@ class PeerWire:
         if self.fast:
             self._out.append(m.request(m.REJECT, index, begin, length))
 
-    def piece(self, index: int, begin: int, block: bytes) -> bool:
+    def piece(self, index: int, begin: int, block: bytes | memoryview) -> bool:
         """Queue a block for a request still outstanding; False if it was cancelled meanwhile."""
         if self.peer_requests.pop((index, begin, len(block)), 0) is not None:
             return False
@@ -375,7 +376,8 @@ class PeerWire:
 
     def ext_handshake(self, *, metadata_size: int | None, listen_port: int | None) -> None:
         if self.extended:
-            payload = bencode.encode(m.ext_handshake_payload(metadata_size=metadata_size, listen_port=listen_port))
+            payload = bencode.encode(m.ext_handshake_payload(
+                metadata_size=metadata_size, listen_port=listen_port, reqq=self.limits.max_peer_requests))
             self._out.append(m.extended(0, payload))
 
     def metadata_request(self, piece: int) -> bool:

@@ -298,3 +298,18 @@ def test_cli_create_info_download(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "done" in result.stderr and "MB/s" in result.stderr and "peers" in result.stderr
     assert (tmp_path / "dl" / "clip" / "video.mp4").read_bytes() == (d / "video.mp4").read_bytes()
+
+
+async def test_node_makes_hybrid_torrents_when_asked(node_factory: NodeFactory, tmp_path: Path) -> None:
+    node = await node_factory("serve", p2p={"bt_port": 0, "tracker_udp_port": 0, "hybrid": True})
+    d = make_content(node.settings.media_dir / "vod", "h1", 100_000)
+    sub = node.bus.subscribe("torrent.created")
+    node.bus.publish("vod.packaged", {"id": "h1", "dir": str(d), "files": ["video.mp4", "index.m3u8"]})
+    async with asyncio.timeout(20):
+        await sub.get()
+    meta = parse_torrent((d / "h1.torrent").read_bytes())
+    assert meta.info.hybrid and any(f.pad for f in meta.info.files)
+    t = await download(str(d / "h1.torrent"), tmp_path / "dl", peers=[("127.0.0.1", node.services["bt_port"])],
+                       timeout=30)
+    assert t.completed.is_set()
+    assert (tmp_path / "dl" / "h1" / "video.mp4").read_bytes() == (d / "video.mp4").read_bytes()

@@ -74,6 +74,7 @@ class P2PSettings(Section):
     piece_length: int | None = Field(None, ge=16 * 1024, le=64 * 1024 * 1024)
     public_url: str | None = Field(None, description="base URL peers reach this node at (web seeds, tracker)")
     web_seeds: bool = True
+    hybrid: bool = Field(False, description="make hybrid v1+v2 torrents (BEP 52); peers still talk v1 to the seeder")
 
 
 class Settings(Section):

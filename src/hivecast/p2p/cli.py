@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("-t", "--tracker", action="append", default=[], help="announce URL (repeatable)")
     c.add_argument("-w", "--web-seed", action="append", default=[], help="web seed URL, BEP 19 (repeatable)")
     c.add_argument("--piece-length", type=int, help="bytes per piece (default: chosen by size)")
+    c.add_argument("--hybrid", action="store_true", help="hybrid v1+v2 torrent (BEP 52)")
     c.set_defaults(func=_create)
 
     i = tsub.add_parser("info", help="show what a .torrent holds")
@@ -59,7 +60,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _create(args: argparse.Namespace) -> int:
     try:
         data = run(create_torrent(args.path, announce=args.tracker, web_seeds=args.web_seed,
-                                          piece_length=args.piece_length))
+                                          piece_length=args.piece_length, hybrid=args.hybrid))
     except (P2PError, OSError) as exc:
         print(f"hivecast torrent create: {exc}", file=sys.stderr)
         return 1

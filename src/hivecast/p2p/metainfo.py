@@ -231,9 +231,12 @@ def encode_torrent(
     comment: str | None = None,
     created_by: str = "hivecast",
     creation_date: int | None = None,
+    piece_layers: dict[bytes, bytes] | None = None,
 ) -> bytes:
     """Wrap an info dictionary (given as its exact bytes) into a .torrent file."""
     top: dict[str, Any] = {"info": bencode.decode(raw_info), "created by": created_by}
+    if piece_layers is not None:
+        top["piece layers"] = piece_layers
     if announce:
         top["announce"] = announce[0]
         if len(announce) > 1:
@@ -319,6 +322,105 @@ def build_info(
     return raw
 
 
+def _merkle_root(hashes: list[bytes], pad: bytes) -> bytes:
+    """Root of a binary SHA-256 tree over `hashes`, padded to a power of two with `pad` (BEP 52)."""
+    if not hashes:
+        return pad
+    width = 1
+    while width < len(hashes):
+        width *= 2
+    layer = hashes + [pad] * (width - len(hashes))
+    while len(layer) > 1:
+        layer = [hashlib.sha256(layer[i] + layer[i + 1]).digest() for i in range(0, len(layer), 2)]
+        pad = hashlib.sha256(pad + pad).digest()
+    return layer[0]
+
+
+def _hash_file_hybrid(path: Path, length: int, piece_length: int, pad_tail: bool) -> tuple[bytes, bytes, bytes]:
+    """(v1 piece hashes, v2 pieces root, v2 piece layer) for one file, each file starting on a piece."""
+    v1: list[bytes] = []
+    leaves: list[bytes] = []
+    with open(path, "rb") as f:
+        while chunk := f.read(piece_length):
+            for i in range(0, len(chunk), BLOCK_SIZE):
+                leaves.append(hashlib.sha256(chunk[i : i + BLOCK_SIZE]).digest())
+            if len(chunk) < piece_length and pad_tail:
+                chunk += bytes(piece_length - len(chunk))  # the BEP 47 pad file's zeros
+            v1.append(hashlib.sha1(chunk).digest())
+    zero = bytes(32)
+    per_piece = piece_length // BLOCK_SIZE
+    if len(leaves) <= per_piece:
+        return b"".join(v1), _merkle_root(leaves, zero), b""
+    pieces: list[bytes] = []
+    for i in range(0, len(leaves), per_piece):
+        # The last piece's subtree is padded with zero leaves, and so is the tree above the pieces.
+        block_hashes = leaves[i : i + per_piece]
+        pieces.append(_merkle_root(block_hashes + [zero] * (per_piece - len(block_hashes)), zero))
+    pad_piece = _merkle_root([zero] * per_piece, zero)
+    return b"".join(v1), _merkle_root(pieces, pad_piece), b"".join(pieces)
+
+
+def build_hybrid_info(
+    root: Path, *, name: str | None = None, piece_length: int | None = None, files: Sequence[str] | None = None,
+) -> tuple[bytes, dict[bytes, bytes]]:
+    """A hybrid v1+v2 info dictionary (BEP 52, pad files per BEP 47) and its piece layers (blocking).
+
+    Laid out as libtorrent does: every non-empty file starts on a piece boundary and is followed
+    by a pad file up to the next one, so v1 and v2 see the same pieces.
+    """
+    root = Path(root)
+    entries: list[tuple[tuple[str, ...], Path]]
+    if root.is_file():
+        entries = [((root.name,), root)]
+    elif files is not None:
+        entries = [(tuple(Path(rel).parts), root / rel) for rel in sorted(files)]
+    else:
+        entries = list_files(root)
+    # v2 file trees are dictionaries, so the file order is the sorted path order.
+    entries.sort(key=lambda e: [p.encode() for p in e[0]])
+    if not entries:
+        raise MetainfoError(f"{root} has no files")
+    total = sum(p.stat().st_size for _, p in entries)
+    plen = piece_length or auto_piece_length(total)
+    if plen < BLOCK_SIZE or plen & (plen - 1):
+        raise MetainfoError("a hybrid torrent needs a power-of-two piece length of at least 16 KiB")
+    single = root.is_file()
+    tree: dict[str, Any] = {}
+    v1_files: list[dict[str, Any]] = []
+    hashes: list[bytes] = []
+    layers: dict[bytes, bytes] = {}
+    for rel, path in entries:
+        length = path.stat().st_size
+        node: dict[str, Any] = tree
+        for part in rel[:-1]:
+            node = node.setdefault(part, {})
+        leaf: dict[str, Any] = {"length": length}
+        v1_files.append({"length": length, "path": list(rel)})
+        if length:
+            # A single-file torrent has no pad file: its last v1 piece is short.
+            v1, pieces_root, layer = _hash_file_hybrid(path, length, plen, pad_tail=not single)
+            hashes.append(v1)
+            leaf["pieces root"] = pieces_root
+            if layer:
+                layers[pieces_root] = layer
+            if length % plen:
+                pad = plen - length % plen
+                v1_files.append({"attr": "p", "length": pad, "path": [".pad", str(pad)]})
+        node[rel[-1]] = {"": leaf}
+    info: dict[str, Any] = {
+        "name": name or root.name, "piece length": plen, "meta version": 2,
+        "file tree": tree if not single else {name or root.name: tree[root.name]},
+        "pieces": b"".join(hashes),
+    }
+    if single:
+        info["length"] = total
+    else:
+        info["files"] = v1_files
+    raw = bencode.encode(info)
+    parse_info(raw)
+    return raw, layers
+
+
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 
 
@@ -333,12 +435,18 @@ def _executor() -> concurrent.futures.ThreadPoolExecutor:
 async def create_torrent(
     root: Path, *, announce: Sequence[str] = (), web_seeds: Sequence[str] = (), name: str | None = None,
     piece_length: int | None = None, files: Sequence[str] | None = None, comment: str | None = None,
+    hybrid: bool = False,
 ) -> bytes:
-    """Make a .torrent for a file or directory with its pieces hashed off the event loop."""
+    """Make a .torrent (v1, or hybrid v1+v2) for a file or directory, hashing off the event loop."""
     loop = asyncio.get_running_loop()
-    raw = await loop.run_in_executor(
-        _executor(), lambda: build_info(root, name=name, piece_length=piece_length, files=files))
-    return encode_torrent(raw, announce=announce, web_seeds=web_seeds, comment=comment)
+    layers: dict[bytes, bytes] | None = None
+    if hybrid:
+        raw, layers = await loop.run_in_executor(
+            _executor(), lambda: build_hybrid_info(root, name=name, piece_length=piece_length, files=files))
+    else:
+        raw = await loop.run_in_executor(
+            _executor(), lambda: build_info(root, name=name, piece_length=piece_length, files=files))
+    return encode_torrent(raw, announce=announce, web_seeds=web_seeds, comment=comment, piece_layers=layers)
 
 
 @dataclass(slots=True)

@@ -137,7 +137,7 @@ class TorrentService:
             cfg = self.node.settings.p2p
             seeds = [f"{self.public_url()}/vod/"] if cfg.web_seeds else []
             data = await create_torrent(directory, name=video_id, announce=self.announce_urls(), web_seeds=seeds,
-                                        piece_length=cfg.piece_length, files=wanted or None)
+                                        piece_length=cfg.piece_length, files=wanted or None, hybrid=cfg.hybrid)
             tmp = torrent_path.with_suffix(".torrent.tmp")
             await asyncio.to_thread(_write_atomic, tmp, torrent_path, data)
             meta = parse_torrent(data)

@@ -133,3 +133,20 @@ def test_fuzz_info_structure(info: dict[str, object]) -> None:
     assert parsed.num_pieces * parsed.piece_length >= parsed.total_length
     for f in parsed.files:
         assert all(p not in ("", ".", "..") and "/" not in p for p in f.path)
+
+
+async def test_hybrid_creation_layout(tmp_path: Path) -> None:
+    d = make_tree(tmp_path)  # a.mp4 100000, empty 0, sub/b.m4s 40000
+    data = await create_torrent(d, piece_length=32768, hybrid=True)
+    top = bencode.decode(data)
+    meta = parse_torrent(data)
+    assert meta.info.hybrid and meta.info.info_hash_v2 == hashlib.sha256(meta.info.raw).digest()
+    assert [(f.path, f.pad) for f in meta.info.files] == [
+        (("a.mp4",), False), ((".pad", "31072"), True), (("empty",), False), (("sub", "b.m4s"), False),
+        ((".pad", "25536"), True)]
+    # Every non-empty file starts on a piece boundary; one piece-layer hash per piece of a.mp4 and b.m4s.
+    assert [f.offset % 32768 for f in meta.info.files if not f.pad and f.length] == [0, 0]
+    assert sorted(len(v) for v in top[b"piece layers"].values()) == [2 * 32, 4 * 32]
+    tree = top[b"info"][b"file tree"]
+    assert tree[b"empty"] == {b"": {b"length": 0}}
+    assert len(tree[b"sub"][b"b.m4s"][b""][b"pieces root"]) == 32

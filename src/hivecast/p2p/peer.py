@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from hivecast.net import Connection, NetError
 from hivecast.p2p.bitfield import Bitfield
@@ -66,8 +66,9 @@ class Peer:
     def flush(self) -> None:
         out = self.wire.data_to_send()
         if out:
-            # Blocks are views into the piece cache; the transport takes any bytes-like object.
-            self.conn.writelines(cast("list[bytes]", out))
+            # One buffer per flush: a 13-byte piece header sent on its own (TCP_NODELAY) costs the
+            # receiver a packet and a wake-up per block; one memcpy of the batch is far cheaper.
+            self.conn.write(b"".join(out) if len(out) > 1 else out[0])
 
     def greet(self) -> None:
         """Our extension handshake and what we have: the first things after the handshake."""

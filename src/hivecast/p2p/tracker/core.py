@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hivecast.p2p.errors import TrackerError
 
@@ -57,10 +57,67 @@ class _Peer:
     last_seen: float
 
 
-@dataclass(slots=True)
 class _Swarm:
-    peers: dict[bytes, _Peer] = field(default_factory=dict)
-    downloaded: int = 0
+    """Peers of one torrent, with O(1) announce, expiry and random sampling.
+
+    `peers` is kept in last-seen order (re-inserted on every announce), so expiry pops from the
+    front; `ids`/`pos` give random access for sampling without copying the swarm per announce.
+    """
+
+    __slots__ = ("downloaded", "ids", "peers", "pos", "seeds")
+
+    def __init__(self) -> None:
+        self.peers: dict[bytes, _Peer] = {}
+        self.ids: list[bytes] = []
+        self.pos: dict[bytes, int] = {}
+        self.seeds = 0
+        self.downloaded = 0
+
+    def upsert(self, pid: bytes, peer: _Peer) -> None:
+        old = self.peers.pop(pid, None)
+        if old is None:
+            self.pos[pid] = len(self.ids)
+            self.ids.append(pid)
+        elif old.seed:
+            self.seeds -= 1
+        self.peers[pid] = peer
+        if peer.seed:
+            self.seeds += 1
+
+    def remove(self, pid: bytes) -> None:
+        peer = self.peers.pop(pid, None)
+        if peer is None:
+            return
+        if peer.seed:
+            self.seeds -= 1
+        i = self.pos.pop(pid)
+        last = self.ids.pop()
+        if last != pid:
+            self.ids[i] = last
+            self.pos[last] = i
+
+    def expire(self, now: float, ttl: float) -> None:
+        while self.peers:
+            pid, peer = next(iter(self.peers.items()))
+            if now - peer.last_seen <= ttl:
+                return
+            self.remove(pid)
+
+    def sample(self, k: int, exclude: bytes, leechers_only: bool, rng: random.Random) -> list[tuple[bytes, _Peer]]:
+        n = len(self.ids)
+        if n <= 2 * k + 1:
+            picks = list(self.ids)
+            rng.shuffle(picks)
+        else:
+            picks = [self.ids[i] for i in rng.sample(range(n), 2 * k + 1)]
+        out: list[tuple[bytes, _Peer]] = []
+        for pid in picks:
+            if len(out) >= k:
+                break
+            peer = self.peers[pid]
+            if pid != exclude and not (leechers_only and peer.seed):
+                out.append((pid, peer))
+        return out
 
 
 class TrackerCore:
@@ -100,27 +157,22 @@ class TrackerCore:
             if len(self.swarms) >= self.limits.max_torrents:
                 raise TrackerError("tracker is full")
             swarm = self.swarms[req.info_hash] = _Swarm()
-        self._expire_swarm(swarm, now)
+        swarm.expire(now, self.limits.peer_ttl)
         if req.event == "stopped":
-            swarm.peers.pop(req.peer_id, None)
+            swarm.remove(req.peer_id)
         else:
             peer = swarm.peers.get(req.peer_id)
             if peer is None and len(swarm.peers) >= self.limits.max_peers_per_torrent:
                 raise TrackerError("swarm is full")
             if req.event == "completed" and (peer is None or not peer.seed):
                 swarm.downloaded += 1
-            swarm.peers[req.peer_id] = _Peer(req.ip, req.port, req.left == 0, now)
+            swarm.upsert(req.peer_id, _Peer(req.ip, req.port, req.left == 0, now))
         numwant = self.limits.default_numwant if req.numwant is None or req.numwant < 0 else req.numwant
         numwant = min(numwant, self.limits.max_numwant)
-        others = [(pid, p) for pid, p in swarm.peers.items() if pid != req.peer_id]
         # A seed gains nothing from other seeds.
-        if req.left == 0:
-            others = [(pid, p) for pid, p in others if not p.seed]
-        if len(others) > numwant:
-            others = self.rng.sample(others, numwant)
-        complete = sum(1 for p in swarm.peers.values() if p.seed)
+        others = swarm.sample(numwant, req.peer_id, req.left == 0, self.rng)
         return AnnounceResult(
-            self.limits.interval, self.limits.min_interval, complete, len(swarm.peers) - complete,
+            self.limits.interval, self.limits.min_interval, swarm.seeds, len(swarm.peers) - swarm.seeds,
             [(p.ip, p.port, pid) for pid, p in others],
         )
 
@@ -135,20 +187,13 @@ class TrackerCore:
                 if self.allowed is not None and self.allowed(h):
                     out[h] = (0, 0, 0)
                 continue
-            self._expire_swarm(swarm, now)
-            complete = sum(1 for p in swarm.peers.values() if p.seed)
-            out[h] = (complete, swarm.downloaded, len(swarm.peers) - complete)
+            swarm.expire(now, self.limits.peer_ttl)
+            out[h] = (swarm.seeds, swarm.downloaded, len(swarm.peers) - swarm.seeds)
         return out
-
-    def _expire_swarm(self, swarm: _Swarm, now: float) -> None:
-        ttl = self.limits.peer_ttl
-        stale = [pid for pid, p in swarm.peers.items() if now - p.last_seen > ttl]
-        for pid in stale:
-            del swarm.peers[pid]
 
     def expire(self, now: float) -> None:
         for h in list(self.swarms):
             swarm = self.swarms[h]
-            self._expire_swarm(swarm, now)
+            swarm.expire(now, self.limits.peer_ttl)
             if not swarm.peers:
                 del self.swarms[h]

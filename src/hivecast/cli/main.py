@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "hivecast.rtmp.cli",
     "hivecast.cdn.cli",
     "hivecast.api.cli",
+    "hivecast.p2p.cli",
 ]
 
 

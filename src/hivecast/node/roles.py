@@ -14,6 +14,7 @@ from hivecast.node.web import ApiAndWeb
 from hivecast.rtmp.component import RtmpComponent
 from hivecast.rtsp.component import RtspComponent
 from hivecast.realtime.component import WebSocketRoutes
+from hivecast.p2p.service import TorrentService
 
 
 def build_node(settings: Settings) -> Node:
@@ -34,6 +35,8 @@ def build_node(settings: Settings) -> Node:
     node.add(PackagerService())
     node.add(LivePackager())
     node.add(ApiAndWeb())
+    if settings.p2p.enabled:
+        node.add(TorrentService())
     node.add(FrontDoor())
     node.add(WebSocketRoutes())  # after the front door, so it stops first and says 1001 to its clients
     return node

@@ -56,6 +56,28 @@ class AuthSettings(Section):
     refresh_token_ttl: float = Field(30 * 86_400.0, gt=0)
 
 
+class DhtSettings(Section):
+    """Mainline DHT node (BEP 5) on serve/origin nodes: trackerless announces and magnet lookups."""
+
+    enabled: bool = True
+    dht_port: Port = 6881
+    bootstrap_nodes: list[str] = Field(default_factory=list, description="host:port of nodes to join through")
+    announce_interval: Seconds = 15 * 60.0
+    query_rate: float = Field(20.0, gt=0, le=10_000, description="queries per second accepted from one address")
+    query_burst: float = Field(40.0, ge=1, le=100_000)
+    read_only: bool = False
+    enforce_bep42: bool = False
+
+    @field_validator("bootstrap_nodes")
+    @classmethod
+    def _host_ports(cls, value: list[str]) -> list[str]:
+        for item in value:
+            host, sep, port = item.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{item!r} is not host:port")
+        return value
+
+
 class Settings(Section):
     role: Role = "serve"
     host: str = Field("0.0.0.0", min_length=1, description="address every listener binds to")
@@ -72,6 +94,7 @@ class Settings(Section):
     demo: bool = False
     limits: LimitsSettings = LimitsSettings()
     auth: AuthSettings = AuthSettings()
+    dht: DhtSettings = DhtSettings()
 
     @field_validator("origin_url", "parent_url")
     @classmethod

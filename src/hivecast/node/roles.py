@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hivecast.config import Settings
+from hivecast.dht.component import DhtComponent
 from hivecast.node.frontdoor import FrontDoor
 from hivecast.node.media import MediaRoutes
 from hivecast.node.node import Node, StartupError
@@ -18,5 +19,6 @@ def build_node(settings: Settings) -> Node:
         return node
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))
     node.add(ApiAndWeb())
+    node.add(DhtComponent())
     node.add(FrontDoor())
     return node

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "hivecast.cdn.cli",
     "hivecast.api.cli",
     "hivecast.p2p.cli",
+    "hivecast.dht.cli",
 ]
 
 

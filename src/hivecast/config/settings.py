@@ -219,6 +219,26 @@ class P2PSettings(Section):
     public_url: str | None = Field(None, description="base URL peers reach this node at (web seeds, tracker)")
     web_seeds: bool = True
     hybrid: bool = Field(False, description="make hybrid v1+v2 torrents (BEP 52); peers still talk v1 to the seeder")
+class DhtSettings(Section):
+    """Mainline DHT node (BEP 5) on serve/origin nodes: trackerless announces and magnet lookups."""
+
+    enabled: bool = True
+    dht_port: Port = 6881
+    bootstrap_nodes: list[str] = Field(default_factory=list, description="host:port of nodes to join through")
+    announce_interval: Seconds = 15 * 60.0
+    query_rate: float = Field(20.0, gt=0, le=10_000, description="queries per second accepted from one address")
+    query_burst: float = Field(40.0, ge=1, le=100_000)
+    read_only: bool = False
+    enforce_bep42: bool = False
+
+    @field_validator("bootstrap_nodes")
+    @classmethod
+    def _host_ports(cls, value: list[str]) -> list[str]:
+        for item in value:
+            host, sep, port = item.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{item!r} is not host:port")
+        return value
 
 
 class Settings(Section):
@@ -244,6 +264,7 @@ class Settings(Section):
     ws: WsSettings = WsSettings()
     api: ApiSettings = ApiSettings.model_validate({})
     p2p: P2PSettings = P2PSettings()
+    dht: DhtSettings = DhtSettings()
 
     @field_validator("origin_url", "parent_url")
     @classmethod

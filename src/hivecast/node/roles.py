@@ -7,6 +7,7 @@ from hivecast.cdn.component import EdgeComponent, EdgeFrontDoor, EmbeddedEdge, O
 from hivecast.config import Settings
 from hivecast.media.packaging.livepackager import LivePackager
 from hivecast.media.packaging.service import PackagerService
+from hivecast.dht.component import DhtComponent
 from hivecast.node.frontdoor import FrontDoor
 from hivecast.node.media import MediaRoutes
 from hivecast.node.node import Node, StartupError
@@ -35,6 +36,7 @@ def build_node(settings: Settings) -> Node:
     node.add(PackagerService())
     node.add(LivePackager())
     node.add(ApiAndWeb())
+    node.add(DhtComponent())
     if settings.p2p.enabled:
         node.add(TorrentService())
     node.add(FrontDoor())

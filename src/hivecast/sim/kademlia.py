@@ -1,0 +1,165 @@
+"""Kademlia (the mainline DHT core of `hivecast.dht.node`, unchanged) on the virtual network.
+
+Nodes join one by one through a random live node (BEP 5 bootstrap: find_node for our own id, then a
+refresh of every bucket that is not full). Lookups are get_peers for keys announced before any churn;
+a lookup succeeds when it returns the announcer's address. Churn kills nodes without warning and
+starts the same number of fresh ones, so N stays constant.
+
+`wire=True` carries real bencoded datagrams; the default hands decoded messages over, which runs the
+same node logic several times faster.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from hivecast.dht.ids import Address, random_id
+from hivecast.dht.node import DhtConfig, DhtNode, LookupDone
+from hivecast.sim.clock import Timer, VirtualClock
+from hivecast.sim.network import LatencyModel, VirtualNetwork
+from hivecast.sim.rng import derive_rng
+from hivecast.sim.workload import LookupRecord
+
+
+@dataclass(slots=True)
+class _Host:
+    addr: Address
+    node: DhtNode
+    wake: Timer | None = None
+    done: dict[int, LookupDone] = field(default_factory=dict)
+
+
+class KademliaSim:
+    design = "kademlia"
+
+    def __init__(self, *, seed: int = 1, config: DhtConfig | None = None, latency: LatencyModel | None = None,
+                 loss: float = 0.0, wire: bool = False) -> None:
+        self.seed = seed
+        self.config = config or DhtConfig(query_timeout=2.0, slow_after=0.5)
+        self.clock = VirtualClock()
+        self.net = VirtualNetwork(self.clock, derive_rng(seed, "net"), latency=latency, loss=loss)
+        self.rng = derive_rng(seed, "workload")
+        self.wire = wire
+        self.hosts: dict[Address, _Host] = {}
+        self._serial = 0
+        self.catalogue: dict[bytes, Address] = {}  # key -> announcing peer
+
+    # -- hosts -----------------------------------------------------------------------------------
+    def _new_address(self) -> Address:
+        self._serial += 1
+        s = self._serial
+        return (f"10.{(s >> 16) & 255}.{(s >> 8) & 255}.{s & 255}", 6881)
+
+    def _flush(self, host: _Host) -> None:
+        node = host.node
+        if self.wire:
+            for data, dst in node.take_datagrams():
+                self.net.send(host.addr, dst, data)
+        else:
+            for msg, dst in node.take_messages():
+                self.net.send(host.addr, dst, msg)
+        for event in node.take_events():
+            if isinstance(event, LookupDone):
+                host.done[event.lookup_id] = event
+        wake = node.next_wakeup(self.clock.now)
+        if wake is not None and (host.wake is None or host.wake.cancelled or wake < host.wake.at):
+            if host.wake is not None:
+                host.wake.cancel()
+            host.wake = self.clock.call_at(wake, lambda: self._tick(host))
+
+    def _tick(self, host: _Host) -> None:
+        host.wake = None
+        if self.hosts.get(host.addr) is not host:
+            return
+        host.node.tick(self.clock.now)
+        self._flush(host)
+
+    def _receive(self, host: _Host, payload: object, src: object) -> None:
+        if self.hosts.get(host.addr) is not host:
+            return
+        assert isinstance(src, tuple)
+        if self.wire:
+            assert isinstance(payload, bytes)
+            host.node.receive(payload, src, self.clock.now)
+        else:
+            host.node.handle(payload, src, self.clock.now)  # type: ignore[arg-type]
+        self._flush(host)
+
+    def add_node(self, *, bootstrap: bool = True) -> _Host:
+        addr = self._new_address()
+        node = DhtNode(random_id(derive_rng(self.seed, "id", addr)), self.clock.now, config=self.config,
+                       rng=derive_rng(self.seed, "node", addr))
+        host = _Host(addr, node)
+        others = list(self.hosts)
+        self.hosts[addr] = host
+        self.net.attach(addr, lambda payload, src: self._receive(host, payload, src))
+        if bootstrap and others:
+            node.bootstrap([self.rng.choice(others)], self.clock.now)
+            self._flush(host)
+            self.clock.run_while(lambda: node.lookups_running > 0 or node.pending_count > 0,
+                                 limit=self.clock.now + 120.0)
+        return host
+
+    def kill(self, addr: Address) -> None:
+        host = self.hosts.pop(addr)
+        self.net.detach(addr)
+        if host.wake is not None:
+            host.wake.cancel()
+
+    def build(self, n: int) -> None:
+        while len(self.hosts) < n:
+            self.add_node()
+
+    def churn(self, fraction: float) -> None:
+        """Kill `fraction` of the nodes without warning and start as many new ones."""
+        count = int(len(self.hosts) * fraction)
+        announcers = set(self.catalogue.values())
+        victims = self.rng.sample([a for a in self.hosts if a not in announcers], count)
+        for addr in victims:
+            self.kill(addr)
+        for _ in range(count):
+            self.add_node()
+
+    # -- workload --------------------------------------------------------------------------------
+    def _run_lookup(self, host: _Host, target: bytes, method: str, announce_port: int | None = None) -> LookupDone:
+        lookup_id = host.node.start_lookup(target, self.clock.now, method=method, announce_port=announce_port)
+        self._flush(host)
+        self.clock.run_while(lambda: lookup_id not in host.done, limit=self.clock.now + 300.0)
+        event = host.done.pop(lookup_id, None)
+        if event is None:
+            raise RuntimeError("lookup did not finish within 300 s of virtual time")
+        return event
+
+    def announce(self, keys: int) -> None:
+        """Publish `keys` random info-hashes, each announced by a random node."""
+        for _ in range(keys):
+            key = random_id(self.rng)
+            host = self.hosts[self.rng.choice(list(self.hosts))]
+            self._run_lookup(host, key, "get_peers", announce_port=host.addr[1])
+            self.catalogue[key] = host.addr
+        self.clock.run_until(self.clock.now + 5.0)  # let the announces land
+
+    def lookups(self, count: int, *, churn: float = 0.0, start_index: int = 0) -> list[LookupRecord]:
+        records = []
+        keys = list(self.catalogue)
+        addrs = list(self.hosts)
+        for i in range(count):
+            key = self.rng.choice(keys)
+            source = self.rng.choice(addrs)
+            while source not in self.hosts:
+                source = self.rng.choice(addrs)
+            sent_before = self.hosts[source].node.stats.sent
+            started = self.clock.now
+            event = self._run_lookup(self.hosts[source], key, "get_peers")
+            lookup = event.lookup
+            records.append(LookupRecord(
+                self.design, start_index + i, len(self.hosts), churn, f"{source[0]}", key.hex()[:16],
+                self.catalogue[key] in lookup.peers, lookup.hops,
+                self.hosts[source].node.stats.sent - sent_before if source in self.hosts else lookup.stats.queries,
+                self.clock.now - started))
+        return records
+
+
+def random_keys(rng: random.Random, count: int) -> list[bytes]:
+    return [random_id(rng) for _ in range(count)]

@@ -7,8 +7,8 @@ import time
 
 import httpx
 import pytest
-from _api_support import ADMIN, Api, api, assert_error, database_url, start_api
 
+from _api_support import ADMIN, Api, api, assert_error, database_url, start_api
 from hivecast.auth.tokens import issue_access_token, load_or_create_secret
 
 __all__ = ["api", "database_url"]

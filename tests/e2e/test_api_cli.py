@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from _api_support import start_api
 
 pytestmark = pytest.mark.slow

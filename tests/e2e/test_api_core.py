@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import httpx
+
 from _api_support import Api, api, assert_error, database_url, start_api
 
 __all__ = ["api", "database_url"]

@@ -10,8 +10,8 @@ import socket
 
 import httpx
 import pytest
-from _api_support import ADMIN, spawn_node, stop_process
 
+from _api_support import ADMIN, spawn_node, stop_process
 
 pytestmark = pytest.mark.slow
 MiB = 1024 * 1024

@@ -5,17 +5,17 @@ from __future__ import annotations
 from hivecast.api.component import StoreComponent
 from hivecast.cdn.component import EdgeComponent, EdgeFrontDoor, EmbeddedEdge, OriginCdn
 from hivecast.config import Settings
+from hivecast.dht.component import DhtComponent
 from hivecast.media.packaging.livepackager import LivePackager
 from hivecast.media.packaging.service import PackagerService
-from hivecast.dht.component import DhtComponent
 from hivecast.node.frontdoor import FrontDoor
 from hivecast.node.media import MediaRoutes
 from hivecast.node.node import Node, StartupError
 from hivecast.node.web import ApiAndWeb
+from hivecast.p2p.service import TorrentService
+from hivecast.realtime.component import WebSocketRoutes
 from hivecast.rtmp.component import RtmpComponent
 from hivecast.rtsp.component import RtspComponent
-from hivecast.realtime.component import WebSocketRoutes
-from hivecast.p2p.service import TorrentService
 
 
 def build_node(settings: Settings) -> Node:

@@ -1,4 +1,9 @@
-"""Prefix routing for the front door: the longest matching prefix wins."""
+"""Prefix routing for the front door: exact paths, then the longest matching prefix.
+
+A prefix route may also name a suffix (`/live/` + `.flv`): among routes with the same prefix, one
+whose suffix matches wins over the plain prefix, so a capability can claim one kind of path below
+a prefix another capability owns without either knowing the other.
+"""
 
 from __future__ import annotations
 
@@ -13,23 +18,25 @@ async def not_found(request: Request) -> Response:
 class Router:
     def __init__(self, fallback: Handler = not_found) -> None:
         self._exact: dict[str, Handler] = {}
-        self._prefixes: list[tuple[str, Handler]] = []
+        self._prefixes: list[tuple[str, str, Handler]] = []
         self.fallback = fallback
 
     def exact(self, path: str, handler: Handler) -> None:
         self._exact[path] = handler
 
-    def prefix(self, prefix: str, handler: Handler) -> None:
-        """Route every path that starts with `prefix` (give "/live/" to match below /live)."""
-        self._prefixes.append((prefix, handler))
-        self._prefixes.sort(key=lambda item: len(item[0]), reverse=True)
+    def prefix(self, prefix: str, handler: Handler, *, suffix: str = "") -> None:
+        """Route every path that starts with `prefix` (give "/live/" to match below /live) and,
+        when given, ends with `suffix`."""
+        self._prefixes.append((prefix, suffix, handler))
+        # stable sort: among equal keys the first registered wins
+        self._prefixes.sort(key=lambda item: (len(item[0]), bool(item[1])), reverse=True)
 
     def resolve(self, path: str) -> tuple[str, Handler]:
         handler = self._exact.get(path)
         if handler is not None:
             return path, handler
-        for prefix, handler in self._prefixes:
-            if path.startswith(prefix):
+        for prefix, suffix, handler in self._prefixes:
+            if path.startswith(prefix) and path.endswith(suffix):
                 return prefix, handler
         return "", self.fallback
 

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
 
-from hivecast.http import StaticFiles
 from hivecast.media import LiveRegistry
 from hivecast.net.errors import AddressInUse
 from hivecast.rtmp.fanout import FanoutManager, FanoutSettings
-from hivecast.rtmp.httpflv import HttpFlv, live_dispatcher
+from hivecast.rtmp.httpflv import HttpFlv
 from hivecast.rtmp.server import RtmpServer
 
 if TYPE_CHECKING:
@@ -51,12 +50,15 @@ class RtmpComponent:
         assert self._node is not None
         if self._node.settings.open_publish:
             return True
+        # A key configured on this node decides for its stream; the database decides the rest.
+        keys = self._keys()
+        expected = keys.get(name, keys.get("*"))
+        if expected is not None:
+            return key is not None and hmac.compare_digest(expected, key)
         authorizer = self._node.services.get("publish_authorizer")
         if authorizer is not None:
             return bool(await authorizer.authorize_publish(name, key))
-        keys = self._keys()
-        expected = keys.get(name, keys.get("*"))
-        return expected is not None and key is not None and hmac.compare_digest(expected, key)
+        return False
 
     def resolve_key(self, candidate: str) -> str | None:
         """The stream name whose configured key is `candidate` (OBS puts the key where the name goes)."""
@@ -77,16 +79,10 @@ class RtmpComponent:
             batch_ms=cfg.batch_ms, chunk_size=cfg.chunk_size, max_queue_bytes=cfg.reader_buffer_bytes,
             write_timeout=cfg.write_timeout))
         node.services["rtmp_fanout"] = self.fanout
-        # HTTP-FLV: our /live/ dispatcher goes in before MediaRoutes' (see httpflv.py).
+        # HTTP-FLV: `/live/NAME.flv` is a suffix route beside the media store's `/live/`; an endless
+        # live stream is not something the edge cache can store, so it goes to viewers directly.
         flv = HttpFlv(self.fanout, play_wait=min(cfg.play_wait, 5.0), idle_timeout=cfg.idle_timeout)
-        static = StaticFiles(settings.media_dir / "live")
-        (settings.media_dir / "live").mkdir(parents=True, exist_ok=True)
-
-        async def fallback(request: Any) -> Any:
-            handler = node.services.get("live_http_fallback")
-            return await (handler or static)(request)
-
-        node.router.prefix("/live/", live_dispatcher(flv, fallback))
+        node.router.prefix("/live/", flv, suffix=".flv")
         if not cfg.enabled:
             return
         self.server = RtmpServer(registry, self.fanout, host=settings.host, port=cfg.port, settings=cfg,

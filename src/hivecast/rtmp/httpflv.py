@@ -1,19 +1,11 @@
-"""HTTP-FLV playback at /live/NAME.flv on the front door.
-
-The router picks the longest matching prefix, and `/live/` is already the media store's
-(`MediaRoutes`). FLV paths have no longer common prefix, so the RTMP component registers its own
-`/live/` dispatcher before `MediaRoutes` starts (equal prefixes keep registration order): `.flv`
-paths are answered here, every other `/live/...` path goes to the handler in
-`node.services["live_http_fallback"]` when a component provides one, else to the same static
-files `MediaRoutes` serves.
-"""
+"""HTTP-FLV playback at /live/NAME.flv on the front door (a `.flv` suffix route under `/live/`)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-from hivecast.http import Handler, Request, Response
+from hivecast.http import Request, Response
 from hivecast.rtmp.fanout import FanoutManager
 
 
@@ -43,12 +35,3 @@ class HttpFlv:
             return Response(200, headers, b"")
         reader, first = hub.add_flv()
         return Response(200, headers, reader.body(first, self.idle_timeout))
-
-
-def live_dispatcher(flv: HttpFlv, fallback: Handler) -> Handler:
-    async def dispatch(request: Request) -> Response:
-        if request.path.endswith(".flv"):
-            return await flv(request)
-        return await fallback(request)
-
-    return dispatch

@@ -57,17 +57,20 @@ class RtspComponent:
         settings = self._node.settings
         if settings.open_publish:
             return True
+        # A key configured on this node decides for its stream; the database decides the rest.
+        keys = settings.rtsp.publish_keys
+        expected = keys.get(name, keys.get("*"))
+        if expected is not None:
+            return key is not None and hmac.compare_digest(expected, key)
         authorizer = self._node.services.get("publish_authorizer")
         if authorizer is not None:
             return bool(await authorizer.authorize_publish(name, key))
-        keys = settings.rtsp.publish_keys
-        expected = keys.get(name, keys.get("*"))
-        return expected is not None and key is not None and hmac.compare_digest(expected, key)
+        return False
 
     def local_key(self, name: str) -> str | None:
-        """The configured key of a stream when this node decides alone (no external authorizer)."""
+        """The key configured on this node for a stream (Digest needs it; the database only answers yes or no)."""
         assert self._node is not None
-        if self._node.settings.open_publish or self._node.services.get("publish_authorizer") is not None:
+        if self._node.settings.open_publish:
             return None
         keys = self._node.settings.rtsp.publish_keys
         return keys.get(name, keys.get("*"))

@@ -459,7 +459,11 @@ class LivePackager:
                 await self._await_hinted(name, rid, leaf)
             return await store(req)
 
-        node.router.prefix(f"/live/{name}/", route)
+        origin = node.services.get("live_origin")
+        if origin is not None:
+            origin.mount(name, route)  # behind the edge cache of `serve`, like every /live/ path
+        else:
+            node.router.prefix(f"/live/{name}/", route)
 
     async def _await_hinted(self, name: str, rid: str, leaf: str) -> None:
         channel = self.channels.get(name)

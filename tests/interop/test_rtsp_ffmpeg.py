@@ -305,3 +305,23 @@ async def test_b_frames_give_consumers_increasing_dts(live_node: Node, ffmpeg_ex
         assert all(d <= p for p, d in zip(pts, dts, strict=False))
     finally:
         await stop(publisher)
+
+
+async def test_replace_publisher_setting(node_factory: Any, ffmpeg_exe: str) -> None:
+    node = await node_factory(open_publish=True, rtsp={"replace_publisher": True})
+    url = rtsp_url(node, "live/swap")
+    first = await start_publisher(ffmpeg_exe, url, "tcp", seconds=20)
+    second = None
+    try:
+        await wait_live(node, "live/swap")
+        old = node.services["live_registry"].get("live/swap")
+        second = await start_publisher(ffmpeg_exe, url, "tcp", seconds=20)
+        async with asyncio.timeout(20):
+            await first.wait()  # the server ended the replaced publisher's session
+        assert first.returncode != 0
+        new = node.services["live_registry"].get("live/swap")
+        assert new is not None and new is not old and second.returncode is None
+    finally:
+        await stop(first)
+        if second is not None:
+            await stop(second)

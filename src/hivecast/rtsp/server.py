@@ -419,6 +419,11 @@ class RtspServer:
                                                           replace=self.settings.replace_publisher)
             except StreamBusyError:
                 raise StreamBusy(f"stream {session.name!r} already has a publisher") from None
+            # Replacing (rtsp.replace_publisher): the previous publisher's session ends here.
+            for other in [s for s in self.sessions.values()
+                          if s is not session and s.kind == "record" and s.name == session.name and s.publisher]:
+                other.publisher = None
+                self._close_session(other, "replaced by a new publisher", abort=True)
             for info in tracks:
                 session.receivers[info.id] = TrackReceiver(info, session.clock, reorder=not session.tcp)
             stream = session.publisher.stream

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
@@ -301,3 +302,49 @@ async def test_pull_reconnects_with_backoff(node_factory: Any) -> None:
 
 def test_transport_reply_parses() -> None:
     assert parse_transport("RTP/AVP/TCP;unicast;interleaved=0-1;ssrc=0000ABCD")[0].ssrc == 0xABCD
+
+
+async def test_mutated_requests_never_take_the_server_down(live: Node, caplog: pytest.LogCaptureFixture) -> None:
+    """Random bytes and mutated valid requests on fresh connections; the server keeps serving."""
+    import random
+
+    client, col, _ = await play_tcp(live)
+    rng = random.Random(1234)
+    u = url(live)
+    valid = [f"OPTIONS {u} RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+             f"DESCRIBE {u} RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\n\r\n",
+             f"SETUP {u}/trackID=0 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
+             f"ANNOUNCE {u}2 RTSP/1.0\r\nCSeq: 4\r\nContent-Type: application/sdp\r\nContent-Length: 20\r\n\r\nv=0\r\nm=video 0 RTP/AVP"]
+    try:
+        for i in range(40):
+            data = bytearray(rng.choice(valid).encode())
+            for _ in range(rng.randint(1, 8)):
+                op = rng.random()
+                pos = rng.randrange(len(data))
+                if op < 0.4:
+                    data[pos] = rng.randrange(256)
+                elif op < 0.7:
+                    del data[pos : pos + rng.randint(1, 10)]
+                else:
+                    data[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 30)))
+            if i % 5 == 0:
+                data = bytearray(rng.randbytes(rng.randint(1, 3000)))
+            await raw_exchange(live, bytes(data), read_limit=0.2)
+        responses, _ = await raw_exchange(live, valid[0].encode(), read_limit=1)
+        assert responses and responses[0].status == 200
+        before = col.count()
+        await col.wait(before + 30)
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert errors == []  # no handler crashed on the way
+    finally:
+        await client.close()
+
+
+async def test_every_live_stream_reports_qos_events(live: Node) -> None:
+    events = live.bus.subscribe("stream.qos")
+    async with asyncio.timeout(10):
+        while True:
+            event = await events.get()
+            if event.data["name"] == "live/syn" and event.data["bitrate_bps"] > 0:
+                break
+    assert event.data["rtsp_readers"] == 0 and event.data["readers"] == 0

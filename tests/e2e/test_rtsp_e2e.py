@@ -348,3 +348,43 @@ async def test_every_live_stream_reports_qos_events(live: Node) -> None:
             if event.data["name"] == "live/syn" and event.data["bitrate_bps"] > 0:
                 break
     assert event.data["rtsp_readers"] == 0 and event.data["readers"] == 0
+
+
+async def test_cli_rtsp_pull_serves_the_pulled_stream(live: Node, tmp_path: Any) -> None:
+    """`hivecast rtsp pull URL --as NAME` as a user runs it: a real process that pulls and serves."""
+    import os
+    import signal
+    import socket
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIVECAST_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hivecast", "rtsp", "pull", url(live), "--as", "mirror", "--host", "127.0.0.1",
+        "--http-port", "0", "--rtsp-port", str(port), "--data-dir", str(tmp_path / "pull"),
+        env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        col = Collector()
+        async with asyncio.timeout(30):
+            while True:
+                client = RtspClient(f"rtsp://127.0.0.1:{port}/mirror", on_frame=col)
+                try:
+                    await client.connect()
+                    response = await client.request("DESCRIBE")
+                    if response.status == 200:
+                        break
+                except Exception:
+                    pass
+                finally:
+                    await client.close()
+                await asyncio.sleep(0.3)
+        assert b"H264/90000" in response.body and b"MPEG4-GENERIC/48000" in response.body
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(15):
+            await proc.wait()
+    assert proc.returncode == 0

@@ -325,3 +325,45 @@ async def test_replace_publisher_setting(node_factory: Any, ffmpeg_exe: str) -> 
         await stop(first)
         if second is not None:
             await stop(second)
+
+
+async def test_pause_play_teardown_on_an_ffmpeg_stream(live_node: Node, ffmpeg_exe: str) -> None:
+    """ffmpeg cannot be told to PAUSE from its command line, so our client drives the player side."""
+    from hivecast.rtp import RtpPacket, is_rtcp
+    from hivecast.rtsp.client import RtspClient
+    from hivecast.rtsp.message import InterleavedFrame
+
+    url = rtsp_url(live_node, "live/pp")
+    publisher = await start_publisher(ffmpeg_exe, url, "udp", seconds=14)
+    packets: list[RtpPacket] = []
+
+    def on_frame(frame: InterleavedFrame) -> None:
+        if frame.channel % 2 == 0 and not is_rtcp(frame.data):
+            packets.append(RtpPacket.parse(frame.data))
+
+    client = RtspClient(url, on_frame=on_frame)
+    try:
+        await wait_live(live_node, "live/pp")
+        await client.connect()
+        sd = await client.describe()
+        for i, m in enumerate(sd.media):
+            await client.setup_tcp(m.control, 2 * i)
+        await client.checked("PLAY")
+        async with asyncio.timeout(10):
+            while len(packets) < 50:
+                await asyncio.sleep(0.05)
+        await client.checked("PAUSE")
+        paused = len(packets)
+        other = asyncio.ensure_future(read_with_ffmpeg(ffmpeg_exe, url, "udp", 2))
+        await asyncio.sleep(1.0)
+        assert len(packets) == paused
+        await client.checked("PLAY")
+        async with asyncio.timeout(10):
+            while len(packets) < paused + 50:
+                await asyncio.sleep(0.05)
+        await client.checked("TEARDOWN")
+        assert (await client.request("PLAY")).status == 454
+        assert_decoded(await other, 2)  # a second player was never disturbed
+    finally:
+        await client.close()
+        await stop(publisher)

@@ -367,3 +367,22 @@ async def test_pause_play_teardown_on_an_ffmpeg_stream(live_node: Node, ffmpeg_e
     finally:
         await client.close()
         await stop(publisher)
+
+
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
+async def test_gstreamer_plays_our_demo_stream(node_factory: Any, protocol: str) -> None:
+    """GStreamer's rtspsrc (a second third-party player) decodes our relay over UDP and TCP."""
+    import json
+
+    reason = await asyncio.to_thread(gst_available)
+    if reason:
+        pytest.skip(f"GStreamer not usable: {reason}")
+    node = await node_factory(demo=True)
+    await wait_live(node, "demo")
+    proc = await asyncio.create_subprocess_exec(
+        "/usr/bin/python3", str(Path(__file__).parent / "peers" / "gst_rtsp_play.py"), rtsp_url(node, "demo"),
+        protocol, "3", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    async with asyncio.timeout(30):
+        out, _ = await proc.communicate()
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert result["errors"] == [] and result["video"] >= 50 and result["audio"] >= 100, result

@@ -388,3 +388,18 @@ async def test_cli_rtsp_pull_serves_the_pulled_stream(live: Node, tmp_path: Any)
         async with asyncio.timeout(15):
             await proc.wait()
     assert proc.returncode == 0
+
+
+async def test_rtsp_figures_in_metrics(live: Node) -> None:
+    import urllib.request
+
+    client, col, _ = await play_tcp(live)
+    try:
+        await col.wait(10)
+        port = live.services["http_port"]
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
+        assert 'hivecast_rtsp_sessions{kind="play"} 1.0' in body
+        assert "hivecast_live_streams 1.0" in body and 'hivecast_limit{name="rtsp_session_timeout"} 3.0' in body
+    finally:
+        await client.close()

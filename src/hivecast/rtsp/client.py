@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from hivecast.media.live import LiveRegistry, Publisher, StreamBusyError
 from hivecast.net import Connection, NetError, connect
 from hivecast.rtp import is_rtcp
 from hivecast.rtp.rtcp import parse_compound
+from hivecast.rtsp.auth import parse_digest
 from hivecast.rtsp.describe import AnnouncedTrack, tracks_from_sdp
 from hivecast.rtsp.errors import ClientError, ProtocolError
 from hivecast.rtsp.ingest import StreamClock, TrackReceiver
@@ -77,6 +80,8 @@ class RtspClient:
         self.session_timeout = 60.0
         self.content_base: str | None = None
         self.closed = asyncio.Event()
+        self._digest: dict[str, str] | None = None
+        self._nc = 0
 
     async def connect(self) -> None:
         self._conn = await connect(self.target.host, self.target.port, timeout=self.timeout)
@@ -104,8 +109,33 @@ class RtspClient:
                 self._pending.set_exception(error)
             self.closed.set()
 
-    async def request(self, method: str, uri: str | None = None, headers: dict[str, str] | None = None,
-                      body: bytes = b"") -> Response:
+    def authorization(self, method: str, uri: str) -> str | None:
+        """The Authorization header: Digest once challenged (RFC 2617, as RTSP uses it), else Basic."""
+        user, password = self.target.username, self.target.password or ""
+        if user is None:
+            return None
+        d = self._digest
+        if d is None:
+            return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+        realm, nonce = d.get("realm", ""), d.get("nonce", "")
+        ha1, ha2 = md5(f"{user}:{realm}:{password}"), md5(f"{method}:{uri}")
+        fields = [f'username="{user}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"']
+        if "auth" in [q.strip() for q in d.get("qop", "").split(",")]:
+            self._nc += 1
+            nc, cnonce = f"{self._nc:08x}", secrets.token_hex(8)
+            fields += [f'response="{md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")}"', "qop=auth", f"nc={nc}",
+                       f'cnonce="{cnonce}"']
+        else:
+            fields.append(f'response="{md5(f"{ha1}:{nonce}:{ha2}")}"')
+        if "opaque" in d:
+            fields.append(f'opaque="{d["opaque"]}"')
+        return "Digest " + ", ".join(fields)
+
+    async def _exchange(self, method: str, uri: str, headers: dict[str, str] | None, body: bytes) -> Response:
         if self._conn is None or self.closed.is_set():
             raise ClientError("not connected")
         async with self._lock:
@@ -113,20 +143,32 @@ class RtspClient:
             h = Headers([("CSeq", str(self._cseq)), ("User-Agent", "hivecast")])
             if self.session is not None:
                 h["Session"] = self.session
-            if self.target.username is not None:
-                creds = f"{self.target.username}:{self.target.password or ''}".encode()
-                h["Authorization"] = "Basic " + base64.b64encode(creds).decode()
+            auth = self.authorization(method, uri)
+            if auth is not None:
+                h["Authorization"] = auth
             for k, v in (headers or {}).items():
                 h[k] = v
             self._pending = asyncio.get_running_loop().create_future()
-            self._conn.write(Request(method, uri or self.target.url, h, body).serialize())
+            self._conn.write(Request(method, uri, h, body).serialize())
             try:
                 async with asyncio.timeout(self.timeout):
-                    response = await self._pending
+                    return await self._pending
             except TimeoutError:
                 raise ClientError(f"{method}: no response within {self.timeout} s") from None
             finally:
                 self._pending = None
+
+    async def request(self, method: str, uri: str | None = None, headers: dict[str, str] | None = None,
+                      body: bytes = b"") -> Response:
+        uri = uri or self.target.url
+        response = await self._exchange(method, uri, headers, body)
+        if response.status == 401 and self.target.username is not None and self._digest is None:
+            for name, value in response.headers:
+                challenge = parse_digest(value) if name.lower() == "www-authenticate" else None
+                if challenge is not None:
+                    self._digest = challenge
+                    response = await self._exchange(method, uri, headers, body)
+                    break
         session = response.headers.get("Session")
         if session:
             sid, params = parse_header_params(session)

@@ -260,8 +260,9 @@ async def test_rtcp_receiver_reports_give_reader_qos(live: Node) -> None:
         await client.close()
 
 
-async def test_pull_from_our_own_server(live: Node, node_factory: Any) -> None:
-    mirror = await node_factory(rtsp={"pull": {"mirror": url(live)}})
+@pytest.mark.parametrize("suffix", ["", "#udp"])
+async def test_pull_from_our_own_server(live: Node, node_factory: Any, suffix: str) -> None:
+    mirror = await node_factory(rtsp={"pull": {"mirror": url(live) + suffix}})
     registry = mirror.services["live_registry"]
     async with asyncio.timeout(20):
         while (s := registry.get("mirror")) is None or s.units < 50:
@@ -272,6 +273,11 @@ async def test_pull_from_our_own_server(live: Node, node_factory: Any) -> None:
         first = await reader.get()
     assert first.codec == "h264" and first.keyframe and first.data.startswith(b"\x00\x00\x00\x01")
     reader.close()
+    # The source sees our receiver reports: its reader session has RTCP figures.
+    server = live.services["rtsp_server"]
+    async with asyncio.timeout(10):
+        while not any(q["rtt_ms"] is not None for q in server.reader_qos("live/syn")):
+            await asyncio.sleep(0.1)
 
 
 async def test_pull_reconnects_with_backoff(node_factory: Any) -> None:

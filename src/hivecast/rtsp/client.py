@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import logging
 import random
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from hivecast.media.live import LiveRegistry, Publisher, StreamBusyError
-from hivecast.net import Connection, NetError, connect
+from hivecast.net import Connection, NetError, UdpEndpoint, connect, open_udp
 from hivecast.rtp import is_rtcp
 from hivecast.rtp.rtcp import parse_compound
 from hivecast.rtsp.auth import parse_digest
@@ -199,8 +200,20 @@ class RtspClient:
         return parse_transport(response.headers.get("Transport") or "RTP/AVP/TCP")[0]
 
     async def send_frame(self, channel: int, data: bytes) -> None:
+        self.write_frame(channel, data)
+
+    def write_frame(self, channel: int, data: bytes) -> None:
         if self._conn is not None and not self.closed.is_set():
-            self._conn.write(InterleavedFrame(channel, data).serialize())
+            with contextlib.suppress(NetError):
+                self._conn.write(InterleavedFrame(channel, data).serialize())
+
+    @property
+    def local_host(self) -> str:
+        return self._conn.local[0] if self._conn is not None else "127.0.0.1"
+
+    @property
+    def peer_host(self) -> str:
+        return self._conn.peer[0] if self._conn is not None else self.target.host
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -216,10 +229,17 @@ class RtspClient:
 
 
 class PullSource:
-    """Keep `url` published locally as `name`: DESCRIBE, SETUP (TCP interleaved), PLAY; reconnect on loss."""
+    """Keep `url` published locally as `name`: DESCRIBE, SETUP, PLAY; reconnect on loss.
+
+    Media comes over TCP interleaved (default) or RTP/AVP over UDP (`transport="udp"`), with an
+    RR per track every second either way.
+    """
 
     def __init__(self, url: str, name: str, registry: LiveRegistry, *, min_backoff: float = 1.0,
-                 max_backoff: float = 30.0, stall_timeout: float = 10.0) -> None:
+                 max_backoff: float = 30.0, stall_timeout: float = 10.0, transport: str = "tcp") -> None:
+        if transport not in ("tcp", "udp"):
+            raise ValueError("transport must be tcp or udp")
+        self.transport = transport
         self.url = url
         self.name = name
         self.registry = registry
@@ -265,23 +285,28 @@ class PullSource:
     async def pull_once(self) -> None:
         """One connection's worth of pulling; returns or raises when the source is lost."""
         receivers: dict[int, tuple[TrackReceiver, bool]] = {}  # channel -> (receiver, is_rtcp)
+        report_to: list[tuple[TrackReceiver, Callable[[bytes], None]]] = []
+        endpoints: list[UdpEndpoint] = []
         publisher: Publisher | None = None
         last_media = time.monotonic()
 
-        def on_frame(frame: InterleavedFrame) -> None:
+        def media_in(receiver: TrackReceiver, rtcp: bool, data: bytes) -> None:
             nonlocal last_media
-            entry = receivers.get(frame.channel)
-            if entry is None or publisher is None:
+            if publisher is None:
                 return
-            receiver, rtcp = entry
             now = time.monotonic()
-            if rtcp or is_rtcp(frame.data):
+            if rtcp or is_rtcp(data):
                 with contextlib.suppress(ValueError):
-                    receiver.on_rtcp(parse_compound(frame.data), now, time.time())
+                    receiver.on_rtcp(parse_compound(data), now, time.time())
                 return
             last_media = now
-            for au in receiver.on_rtp(frame.data, now):
+            for au in receiver.on_rtp(data, now):
                 publisher.send(au)
+
+        def on_frame(frame: InterleavedFrame) -> None:
+            entry = receivers.get(frame.channel)
+            if entry is not None:
+                media_in(entry[0], entry[1], frame.data)
 
         client = RtspClient(self.url, on_frame=on_frame)
         try:
@@ -289,22 +314,26 @@ class PullSource:
             sd = await client.describe()
             tracks: list[AnnouncedTrack] = [t for t in tracks_from_sdp(sd) if t.info is not None]
             if not tracks:
-                raise ClientError("source has no H.264, H.265 or AAC track")
+                raise ClientError("source has no H.264, H.265, AAC or Opus track")
             clock = StreamClock()
             channel = 0
             for t in tracks:
                 assert t.info is not None
+                receiver = TrackReceiver(t.info, clock, reorder=self.transport == "udp")
+                if self.transport == "udp":
+                    await self._setup_udp(client, t, receiver, media_in, endpoints, report_to)
+                    continue
                 spec = await client.setup_tcp(t.control, channel)
                 ch = spec.interleaved[0] if spec.interleaved else channel
-                receiver = TrackReceiver(t.info, clock, reorder=False)
                 receivers[ch] = (receiver, False)
                 receivers[ch + 1] = (receiver, True)
+                report_to.append((receiver, functools.partial(client.write_frame, ch + 1)))
                 channel += 2
             await client.checked("PLAY", client.content_base or client.target.url, headers={"Range": "npt=0.000-"})
             publisher = self.registry.publish(self.name, [t.info for t in tracks if t.info is not None],
                                               source=f"pull {client.target.url}")
             self.connected += 1
-            log.info("pulling %s into %s", client.target.url, self.name)
+            log.info("pulling %s into %s over %s", client.target.url, self.name, self.transport)
             keepalive = max(1.0, min(client.session_timeout / 2, 20.0))
             next_keepalive = time.monotonic() + keepalive
             ssrc = random.getrandbits(32)
@@ -315,12 +344,13 @@ class PullSource:
                 now = time.monotonic()
                 if now - last_media > self.stall_timeout:
                     raise ClientError("source stalled: no media")
-                for ch, (receiver, rtcp) in receivers.items():
-                    if not rtcp:
-                        rr = receiver.receiver_report(ssrc, now)
-                        if rr is not None:
-                            await client.send_frame(ch + 1, rr)
-                        publisher.update_qos(**{f"pull_{receiver.info.codec}": receiver.qos(now)})
+                for receiver, send in report_to:
+                    for au in receiver.poll(now):
+                        publisher.send(au)
+                    rr = receiver.receiver_report(ssrc, now)
+                    if rr is not None:
+                        send(rr)
+                    publisher.update_qos(**{f"pull_{receiver.info.codec}": receiver.qos(now)})
                 if now >= next_keepalive:
                     next_keepalive = now + keepalive
                     await client.checked("GET_PARAMETER")
@@ -329,3 +359,39 @@ class PullSource:
             if publisher is not None:
                 publisher.close()
             await client.close()
+            for ep in endpoints:
+                ep.close()
+
+    @staticmethod
+    async def _setup_udp(client: RtspClient, track: AnnouncedTrack, receiver: TrackReceiver,
+                         media_in: Callable[[TrackReceiver, bool, bytes], None], endpoints: list[UdpEndpoint],
+                         report_to: list[tuple[TrackReceiver, Callable[[bytes], None]]]) -> None:
+        source = client.peer_host
+
+        def rtp_in(data: bytes, addr: tuple[str, int]) -> None:
+            if addr[0] == source:
+                media_in(receiver, False, data)
+
+        def rtcp_in(data: bytes, addr: tuple[str, int]) -> None:
+            if addr[0] == source:
+                media_in(receiver, True, data)
+
+        rtp = await open_udp(client.local_host, 0, on_datagram=rtp_in)
+        endpoints.append(rtp)
+        rtcp = await open_udp(client.local_host, 0, on_datagram=rtcp_in)
+        endpoints.append(rtcp)
+        response = await client.checked("SETUP", client.track_url(track.control), headers={
+            "Transport": f"RTP/AVP;unicast;client_port={rtp.port}-{rtcp.port}"})
+        spec = parse_transport(response.headers.get("Transport") or "RTP/AVP")[0]
+        if spec.tcp or spec.server_port is None:
+            raise ClientError("server did not accept RTP over UDP")
+        target = (source, spec.server_port[1])
+        # A first datagram towards the server opens the way through NATs and firewalls.
+        with contextlib.suppress(NetError):
+            rtp.send(b"\x80\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", (source, spec.server_port[0]))
+
+        def send_rr(data: bytes) -> None:
+            with contextlib.suppress(NetError):
+                rtcp.send(data, target)
+
+        report_to.append((receiver, send_rr))

@@ -52,7 +52,9 @@ class RtspComponent:
         for name, url in settings.rtsp.pull.items():
             from hivecast.rtsp.client import PullSource
 
-            pull = PullSource(url, name, registry)
+            # A "#udp" suffix asks for RTP over UDP instead of TCP interleaved.
+            transport = "udp" if url.endswith("#udp") else "tcp"
+            pull = PullSource(url.removesuffix("#udp"), name, registry, transport=transport)
             pull.start()
             self._extras.append(pull)
 

@@ -409,3 +409,18 @@ async def test_rtsp_figures_in_metrics(live: Node) -> None:
         assert "hivecast_live_streams 1.0" in body and 'hivecast_limit{name="rtsp_session_timeout"} 3.0' in body
     finally:
         await client.close()
+
+
+async def test_push_to_our_own_server(live: Node, node_factory: Any) -> None:
+    source = await node_factory(rtsp={"push": {"cam": url(live, "relayed/cam")}})
+    task = asyncio.get_running_loop().create_task(synthetic(source.services["live_registry"], "cam"))
+    try:
+        registry = live.services["live_registry"]
+        async with asyncio.timeout(20):
+            while (s := registry.get("relayed/cam")) is None or s.units < 50:
+                await asyncio.sleep(0.1)
+        assert [t.codec for t in s.tracks] == ["h264", "aac"] and s.tracks[0].sps == SPS
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -386,3 +386,26 @@ async def test_gstreamer_plays_our_demo_stream(node_factory: Any, protocol: str)
         out, _ = await proc.communicate()
     result = json.loads(out.decode().strip().splitlines()[-1])
     assert result["errors"] == [] and result["video"] >= 50 and result["audio"] >= 100, result
+
+
+async def test_push_to_ffmpeg_listening_as_rtsp_server(node_factory: Any, ffmpeg_exe: str) -> None:
+    """Our push client (ANNOUNCE/RECORD) publishes the demo to ffmpeg run as an RTSP server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    target = f"rtsp://127.0.0.1:{port}/in"
+    listener = await asyncio.create_subprocess_exec(
+        ffmpeg_exe, "-hide_banner", "-v", "error", "-rtsp_flags", "listen", "-timeout", "30", "-i", target,
+        "-map", "0:v:0", "-map", "0:a:0", "-t", "3", "-f", "framemd5", "-",
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        await asyncio.sleep(0.5)
+        node = await node_factory(demo=True, rtsp={"push": {"demo": target}})
+        async with asyncio.timeout(40):
+            out, err = await listener.communicate()
+        assert listener.returncode == 0 and err.strip() == b"", err.decode()
+        frames = [ln for ln in out.decode().splitlines() if ln and not ln.startswith("#")]
+        assert sum(ln.startswith("0,") for ln in frames) >= 60 and sum(ln.startswith("1,") for ln in frames) >= 100
+        assert node.services["live_registry"].get("demo") is not None
+    finally:
+        await stop(listener)

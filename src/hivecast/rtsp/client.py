@@ -395,3 +395,107 @@ class PullSource:
                 rtcp.send(data, target)
 
         report_to.append((receiver, send_rr))
+
+
+class PushTarget:
+    """Publish local stream `name` to a remote RTSP server (ANNOUNCE, SETUP with mode=record over TCP
+    interleaved, RECORD), re-publishing while the local stream lives; reconnects with back-off."""
+
+    def __init__(self, name: str, url: str, registry: LiveRegistry, *, mtu: int = 1200,
+                 min_backoff: float = 1.0, max_backoff: float = 30.0) -> None:
+        self.name = name
+        self.url = url
+        self.registry = registry
+        self.mtu = mtu
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self._task: asyncio.Task[None] | None = None
+        self.attempts = 0
+        self.connected = 0
+        self.sent_units = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run(), name=f"rtsp-push-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def run(self) -> None:
+        backoff = self.min_backoff
+        while True:
+            if self.registry.get(self.name) is None:
+                await asyncio.sleep(0.5)  # nothing to push yet
+                continue
+            self.attempts += 1
+            started = time.monotonic()
+            try:
+                await self.push_once()
+            except asyncio.CancelledError:
+                raise
+            except (ClientError, NetError, ValueError) as exc:
+                self.last_error = str(exc)
+                log.warning("push %s to %s: %s", self.name, self.url, exc)
+            except Exception as exc:
+                self.last_error = repr(exc)
+                log.exception("push %s to %s failed", self.name, self.url)
+            if time.monotonic() - started > 30:
+                backoff = self.min_backoff
+            await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+            backoff = min(self.max_backoff, backoff * 2)
+
+    async def push_once(self) -> None:
+        from hivecast.media.live import StreamEnded, StreamNotLiveError
+        from hivecast.rtsp.describe import control_for, describe
+        from hivecast.rtsp.relay import RTP_HEADER, StreamRelay
+
+        try:
+            reader = self.registry.subscribe(self.name)
+        except StreamNotLiveError:
+            return
+        stream = reader.stream
+        relay = StreamRelay(stream, mtu=self.mtu)
+        relay.close()  # used only for its packetizers and timestamp offsets, not as a sink
+        client = RtspClient(self.url)
+        try:
+            await client.connect()
+            sdp = describe(stream.tracks, name=self.name).serialize()
+            await client.checked("ANNOUNCE", headers={"Content-Type": "application/sdp"}, body=sdp)
+            channels: dict[int, int] = {}
+            for i, track in enumerate(stream.tracks):
+                response = await client.checked(
+                    "SETUP", client.target.url.rstrip("/") + "/" + control_for(track.id),
+                    headers={"Transport": f"RTP/AVP/TCP;unicast;interleaved={2 * i}-{2 * i + 1};mode=record"})
+                spec = parse_transport(response.headers.get("Transport") or "RTP/AVP/TCP")[0]
+                channels[track.id] = spec.interleaved[0] if spec.interleaved else 2 * i
+            await client.checked("RECORD", headers={"Range": "npt=0.000-"})
+            self.connected += 1
+            log.info("pushing %s to %s", self.name, client.target.url)
+            ssrcs = {t.id: random.getrandbits(32) for t in stream.tracks}
+            seqs = {t.id: random.getrandbits(16) for t in stream.tracks}
+            while not client.closed.is_set():
+                try:
+                    async with asyncio.timeout(5.0):
+                        au = await reader.get()
+                except StreamEnded:
+                    return
+                except TimeoutError:
+                    raise ClientError("local stream stalled") from None
+                if au.track not in channels:
+                    continue
+                out = relay.prepare(au)
+                seq = seqs[au.track]
+                for b1, payload in out.items:
+                    client.write_frame(channels[au.track],
+                                       RTP_HEADER.pack(0x80, b1, seq, out.timestamp, ssrcs[au.track]) + payload)
+                    seq = (seq + 1) & 0xFFFF
+                seqs[au.track] = seq
+                self.sent_units += 1
+            raise ClientError("server closed the connection")
+        finally:
+            reader.close()
+            await client.close()

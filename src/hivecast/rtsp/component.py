@@ -57,6 +57,12 @@ class RtspComponent:
             pull = PullSource(url.removesuffix("#udp"), name, registry, transport=transport)
             pull.start()
             self._extras.append(pull)
+        for name, url in settings.rtsp.push.items():
+            from hivecast.rtsp.client import PushTarget
+
+            push = PushTarget(name, url, registry, mtu=settings.rtsp.mtu)
+            push.start()
+            self._extras.append(push)
 
     @staticmethod
     def _metrics(node: Node, server: RtspServer, registry: LiveRegistry) -> None:

@@ -105,7 +105,10 @@ class RtspSettings(Section):
     mtu: int = Field(default=1200, ge=200, le=65000)
     replace_publisher: bool = False  # a second publisher replaces the first instead of being refused
     publish_keys: dict[str, str] = Field(default_factory=dict)  # stream name (or "*") -> key
-    pull: dict[str, str] = Field(default_factory=dict)  # stream name -> rtsp:// URL to pull from
+    pull: dict[str, str] = Field(default_factory=dict)  # stream name -> rtsp:// URL to pull ("#udp": over UDP)
+    push: dict[str, str] = Field(default_factory=dict)  # local stream name -> rtsp:// URL to publish it to
+
+
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024**2, "MB": 1024**2, "MIB": 1024**2,
                "G": 1024**3, "GB": 1024**3, "GIB": 1024**3, "T": 1024**4, "TB": 1024**4, "TIB": 1024**4}
 

@@ -81,15 +81,27 @@ http {{
 """
 
 
-def wrk(url: str, duration: int, connections: int) -> tuple[float, float]:
-    """(requests/s, bytes/s) from one wrk run with one thread."""
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, duration: int, connections: int, pids: list[int]) -> tuple[float, float, float]:
+    """(requests/s, bytes/s, requests per CPU-second of the server) from one wrk run, one thread."""
+    cpu_before = cpu_seconds(pids)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", url], capture_output=True,
                          text=True, timeout=duration + 60).stdout
+    cpu = max(1e-3, cpu_seconds(pids) - cpu_before)
+    m_req = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     m = re.search(r"Transfer/sec:\s+([\d.]+)([KMG]?B)", out)
-    assert m is not None, out
+    assert m is not None and m_req is not None, out
     scale = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}[m.group(2)]
-    return rps, float(m.group(1)) * scale
+    return rps, float(m.group(1)) * scale, int(m_req.group(1)) / cpu
 
 
 def policy_ratios(catalog: int, requests: int, alpha: float) -> dict[str, float]:
@@ -152,19 +164,29 @@ def main() -> int:
             print(f"{name}: warm check status={status} x-cache={headers.get('x-cache')}", flush=True)
         # The machine is shared: alternate the two caches over several short rounds and compare
         # medians, so a burst of someone else's load does not land on one side only.
+        nginx_master = procs[-1].pid
+        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(nginx_master)], capture_output=True,
+                                                   text=True).stdout.split()]
+        pids = {"hivecast": [procs[1].pid], "nginx": workers}
         rps: dict[str, list[float]] = {name: [] for name in bases}
         bps: dict[str, list[float]] = {name: [] for name in bases}
+        per_cpu: dict[str, list[float]] = {name: [] for name in bases}
         for round_no in range(args.rounds):
             order = list(bases) if round_no % 2 == 0 else list(reversed(bases))
             for name in order:
-                rps[name].append(wrk(f"{bases[name]}/index.m3u8", args.duration, args.connections)[0])
-                bps[name].append(wrk(f"{bases[name]}/seg.ts", args.duration, args.segment_connections)[1])
-                print(f"round {round_no + 1} {name}: 1 KB playlist {rps[name][-1]:,.0f} req/s; "
-                      f"2 MB segments {bps[name][-1] * 8 / 1e9:.2f} Gbit/s", flush=True)
+                r, _, c = wrk(f"{bases[name]}/index.m3u8", args.duration, args.connections, pids[name])
+                rps[name].append(r)
+                per_cpu[name].append(c)
+                bps[name].append(wrk(f"{bases[name]}/seg.ts", args.duration, args.segment_connections, pids[name])[1])
+                print(f"round {round_no + 1} {name}: 1 KB playlist {rps[name][-1]:,.0f} req/s "
+                      f"({c:,.0f} per CPU-second); 2 MB segments {bps[name][-1] * 8 / 1e9:.2f} Gbit/s", flush=True)
         med = {name: (statistics.median(rps[name]), statistics.median(bps[name])) for name in bases}
         for name, (r, b) in med.items():
             print(f"{name} median: 1 KB playlist {r:,.0f} req/s; 2 MB segments {b * 8 / 1e9:.2f} Gbit/s")
         print(f"ratio small objects (req/s): {med['hivecast'][0] / med['nginx'][0]:.2f}x nginx (aim >= 0.5)")
+        eff = {name: statistics.median(per_cpu[name]) for name in bases}
+        print(f"ratio small objects (requests per server CPU-second, independent of machine load): "
+              f"{eff['hivecast'] / eff['nginx']:.2f}x nginx ({eff['hivecast']:,.0f} vs {eff['nginx']:,.0f})")
         print(f"ratio segments (throughput): {med['hivecast'][1] / med['nginx'][1]:.2f}x nginx (aim >= 0.8)")
     finally:
         for p in reversed(procs):

@@ -56,7 +56,8 @@ from hivecast.cdn.validation import (
 )
 from hivecast.cdn.vary import vary_fields
 from hivecast.http.headers import Headers
-from hivecast.http.message import FileBody, Request, Response
+from hivecast.http.message import FileBody, RawResponse, Request, Response
+from hivecast.http.protocol import encode_head, http_date
 from hivecast.net.errors import NetError, NetTimeout
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class EdgeCache:
             return _problem(504, "Gateway Timeout: not in cache (only-if-cached)", "MISS")
         return await self._miss(request, key, None, req_cc)
 
-    def fast(self, request: Request) -> Response | None:
+    def fast(self, request: Request) -> Response | RawResponse | None:
         """The synchronous fast path the front door offers bodiless GET/HEADs: a fresh hit held
         in the memory tier is answered without a task switch; anything else returns None."""
         path = request.raw_path
@@ -176,7 +177,24 @@ class EdgeCache:
         self.store.touch(obj)
         self.stats.requests += 1
         self.stats.hits += 1
-        return self._deliver(request, obj, "HIT", age)
+        rh = request.headers
+        if request.method != "GET" or request.http_version != "1.1" or "range" in rh \
+                or "if-none-match" in rh or "if-modified-since" in rh:
+            return self._deliver(request, obj, "HIT", age)
+        # A plain GET: the response bytes only change with Age (and Date, when the origin sent
+        # none), so the last encoding is reused while both stay the same.
+        age_value = age_header(age)
+        date = http_date()
+        wire = obj.wire
+        if wire is None or wire[0] != age_value or wire[1] != date:
+            response = self._deliver(request, obj, "HIT", age)
+            body = response.body
+            assert isinstance(body, bytes)
+            wire = obj.wire = (age_value, date, encode_head(response.status, response.headers, len(body), "1.1")
+                               + body)
+        else:
+            self.stats.bytes_served += obj.meta.size
+        return RawResponse(obj.meta.status, wire[2])
 
     def _directives(self, obj: StoredObject) -> ResponseDirectives:
         cc = obj.directives

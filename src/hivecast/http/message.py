@@ -204,6 +204,15 @@ class Response:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """A complete keep-alive HTTP/1.1 response, head and body already encoded, that a handler's
+    synchronous fast path may return when it can reuse the bytes (the edge's hottest hits)."""
+
+    status: int
+    data: bytes
+
+
 async def iterate_body(body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
     async for chunk in body:
         if chunk:

@@ -172,7 +172,8 @@ class EdgeCache:
             return None
         meta = obj.meta
         age = current_age(meta.initial_age, meta.response_time, self.clock())
-        if not judge(lifetime=meta.lifetime, age=age, cc=self._directives(obj), req=_NO_REQUEST_DIRECTIVES).fresh:
+        # judge() without request directives, inlined: fresh, and no no-cache to force validation.
+        if age >= meta.lifetime or self._directives(obj).no_cache:
             return None
         self.store.touch(obj)
         self.stats.requests += 1
@@ -190,11 +191,12 @@ class EdgeCache:
             response = self._deliver(request, obj, "HIT", age)
             body = response.body
             assert isinstance(body, bytes)
-            wire = obj.wire = (age_value, date, encode_head(response.status, response.headers, len(body), "1.1")
-                               + body)
+            raw = RawResponse(response.status, encode_head(response.status, response.headers, len(body), "1.1") + body)
+            wire = obj.wire = (age_value, date, raw)
         else:
             self.stats.bytes_served += obj.meta.size
-        return RawResponse(obj.meta.status, wire[2])
+        result: RawResponse = wire[2]
+        return result
 
     def _directives(self, obj: StoredObject) -> ResponseDirectives:
         cc = obj.directives

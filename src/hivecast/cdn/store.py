@@ -76,7 +76,7 @@ class StoredObject:
     base: list[tuple[str, str]] | None = None  # header list as sent on hits (built once)
     directives: Any = None        # parsed ResponseDirectives, cached by the edge
     oid: str = ""                 # object id, set when indexed
-    wire: tuple[str, bytes, bytes] | None = None  # (Age, Date, whole response) of the last plain GET hit
+    wire: tuple[str, bytes, Any] | None = None  # (Age, Date, RawResponse) of the last plain GET hit
 
 
 class _Tier:

@@ -138,7 +138,7 @@ class Request:
         self.method = method
         self.target = target
         self.raw_path = raw_path
-        self.path = unquote(raw_path)
+        self.path = unquote(raw_path) if "%" in raw_path else raw_path
         self.query_string = query_string
         self.headers = headers
         self.http_version = http_version

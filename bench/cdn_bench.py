@@ -165,8 +165,10 @@ def main() -> int:
         # The machine is shared: alternate the two caches over several short rounds and compare
         # medians, so a burst of someone else's load does not land on one side only.
         nginx_master = procs[-1].pid
-        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(nginx_master)], capture_output=True,
-                                                   text=True).stdout.split()]
+        # Only the worker serves; the cache manager and the (short-lived) cache loader do not count.
+        children = subprocess.run(["pgrep", "-P", str(nginx_master)], capture_output=True, text=True).stdout.split()
+        workers = [int(p) for p in children
+                   if b"worker process" in Path(f"/proc/{p}/cmdline").read_bytes()]
         pids = {"hivecast": [procs[1].pid], "nginx": workers}
         rps: dict[str, list[float]] = {name: [] for name in bases}
         bps: dict[str, list[float]] = {name: [] for name in bases}
@@ -189,6 +191,9 @@ def main() -> int:
               f"{eff['hivecast'] / eff['nginx']:.2f}x nginx ({eff['hivecast']:,.0f} vs {eff['nginx']:,.0f})")
         print(f"ratio segments (throughput): {med['hivecast'][1] / med['nginx'][1]:.2f}x nginx (aim >= 0.8)")
     finally:
+        for p in procs:
+            if p.poll() is not None:
+                print(f"process {p.args} exited early with {p.returncode}", file=sys.stderr)
         for p in reversed(procs):
             with_signal(p)
         shutil.rmtree(work, ignore_errors=True)

@@ -14,14 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from cdn_support import ScriptedOrigin, running_origin, until
 from dnslib import DNSRecord, EDNSOption
-from tests.conftest import NodeFactory, free_port, node_url
 
 from hivecast.cdn.dns_router import DnsResponder, DnsRouter, EdgeDirectory
 from hivecast.cdn.registry import EdgeRegistry
 from hivecast.cdn.selection import RegionMap
 from hivecast.node import Node
+from tests.conftest import NodeFactory, free_port, node_url
+from tests.e2e.cdn_support import ScriptedOrigin, running_origin, until
 
 FAST = {"heartbeat_interval": 0.3, "health_interval": 0.5}
 

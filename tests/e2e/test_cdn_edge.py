@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from cdn_support import FakeClock, ScriptedOrigin, digest, running_origin, until
-from tests.conftest import NodeFactory, node_url
 
 from hivecast.cdn.edge import EdgeCache
 from hivecast.node import Node
+from tests.conftest import NodeFactory, node_url
+from tests.e2e.cdn_support import FakeClock, ScriptedOrigin, digest, running_origin, until
 
 MAXAGE = [("cache-control", "max-age=60"), ("content-type", "text/plain")]
 

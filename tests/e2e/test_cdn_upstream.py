@@ -10,10 +10,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.conftest import NodeFactory, node_url
 
 from hivecast.cdn.upstream import UpstreamError, UpstreamLimits, UpstreamPool
 from hivecast.net.errors import NetError
+from tests.conftest import NodeFactory, node_url
 
 BAD = {
     "garbage": b"NOT HTTP AT ALL\r\n\r\n",

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cdn_support import ScriptedOrigin, running_origin, until
 from hivecast.cdn.http_router import RedirectRouter
 from hivecast.cdn.selection import RegionMap
 from hivecast.http import HttpServer
 from tests.conftest import free_port
+from tests.e2e.cdn_support import ScriptedOrigin, running_origin, until
 
 
 @pytest.fixture

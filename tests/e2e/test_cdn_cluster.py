@@ -16,12 +16,12 @@ import httpx
 import pytest
 from dnslib import DNSRecord, EDNSOption
 
-from cdn_support import ScriptedOrigin, running_origin, until
 from hivecast.cdn.dns_router import DnsResponder, DnsRouter, EdgeDirectory
 from hivecast.cdn.registry import EdgeRegistry
 from hivecast.cdn.selection import RegionMap
 from hivecast.node import Node
 from tests.conftest import NodeFactory, free_port, node_url
+from tests.e2e.cdn_support import ScriptedOrigin, running_origin, until
 
 FAST = {"heartbeat_interval": 0.3, "health_interval": 0.5}
 

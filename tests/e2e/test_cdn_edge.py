@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from cdn_support import FakeClock, ScriptedOrigin, digest, running_origin, until
 from hivecast.cdn.edge import EdgeCache
 from hivecast.node import Node
 from tests.conftest import NodeFactory, node_url
+from tests.e2e.cdn_support import FakeClock, ScriptedOrigin, digest, running_origin, until
 
 MAXAGE = [("cache-control", "max-age=60"), ("content-type", "text/plain")]
 
@@ -50,6 +50,9 @@ async def test_miss_then_hit_with_age(node_factory: NodeFactory, origin: Scripte
     clock.advance(5)
     r2 = await client.get(node_url(node, "/a.txt"))
     assert r2.headers["x-cache"] == "HIT" and r2.content == b"hello" and int(r2.headers["age"]) >= 5
+    clock.advance(3)  # the reused encoding of the hit must follow the Age
+    r3 = await client.get(node_url(node, "/a.txt"))
+    assert r3.content == b"hello" and int(r3.headers["age"]) >= 8
     assert origin.count("/a.txt") == 1
     head = await client.head(node_url(node, "/a.txt"))
     assert head.headers["content-length"] == "5" and head.headers["x-cache"] == "HIT"

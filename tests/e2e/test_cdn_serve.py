@@ -7,9 +7,9 @@ import asyncio
 import httpx
 import pytest
 
-from cdn_support import until
 from hivecast.cdn.edge import EdgeCache
 from tests.conftest import NodeFactory, node_url
+from tests.e2e.cdn_support import until
 
 
 async def test_serve_caches_playlists_and_sends_segments_straight(node_factory: NodeFactory) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -69,7 +70,10 @@ def initial_age(headers: list[tuple[str, str]], request_time: float, response_ti
     """RFC 9111 4.2.3 corrected_initial_age."""
     age_value = parse_delta(_first(headers, "age")) or 0
     date = parse_http_date(_first(headers, "date"))
-    apparent_age = max(0.0, response_time - date) if date is not None else 0.0
+    # HTTP-date has one-second resolution (the origin truncates): compare at that resolution, or
+    # every response would look up to a second old on arrival, and max-age=1 playlists would be
+    # stale almost at once.
+    apparent_age = max(0.0, math.floor(response_time) - date) if date is not None else 0.0
     response_delay = max(0.0, response_time - request_time)
     corrected_age_value = age_value + response_delay
     return max(apparent_age, corrected_age_value)

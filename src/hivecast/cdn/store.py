@@ -76,6 +76,7 @@ class StoredObject:
     base: list[tuple[str, str]] | None = None  # header list as sent on hits (built once)
     directives: Any = None        # parsed ResponseDirectives, cached by the edge
     oid: str = ""                 # object id, set when indexed
+    wire: tuple[str, bytes, Any] | None = None  # (Age, Date, RawResponse) of the last plain GET hit
 
 
 class _Tier:
@@ -313,6 +314,7 @@ class CacheStore:
         meta = obj.meta
         obj.base = None
         obj.directives = None
+        obj.wire = None
         meta.headers = [[k, v] for k, v in headers]
         meta.request_time, meta.response_time = request_time, response_time
         meta.initial_age, meta.lifetime = initial_age, lifetime

@@ -4,7 +4,7 @@ from hivecast.http.asgi import AsgiHandler, AsgiLifespan
 from hivecast.http.channel import RawChannel
 from hivecast.http.files import StaticFiles, file_response, media_type
 from hivecast.http.headers import Headers
-from hivecast.http.message import BodyReader, FileBody, Request, RequestBodyTooLarge, Response
+from hivecast.http.message import BodyReader, FileBody, RawResponse, Request, RequestBodyTooLarge, Response
 from hivecast.http.router import Router
 from hivecast.http.server import Handler, HttpLimits, HttpServer
 
@@ -18,6 +18,7 @@ __all__ = [
     "HttpLimits",
     "HttpServer",
     "RawChannel",
+    "RawResponse",
     "Request",
     "RequestBodyTooLarge",
     "Response",

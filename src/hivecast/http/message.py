@@ -138,7 +138,7 @@ class Request:
         self.method = method
         self.target = target
         self.raw_path = raw_path
-        self.path = unquote(raw_path)
+        self.path = unquote(raw_path) if "%" in raw_path else raw_path
         self.query_string = query_string
         self.headers = headers
         self.http_version = http_version
@@ -202,6 +202,15 @@ class Response:
             if k.lower() == name:
                 return v
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """A complete keep-alive HTTP/1.1 response, head and body already encoded, that a handler's
+    synchronous fast path may return when it can reuse the bytes (the edge's hottest hits)."""
+
+    status: int
+    data: bytes
 
 
 async def iterate_body(body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:

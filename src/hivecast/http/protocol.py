@@ -23,7 +23,7 @@ import httptools
 
 from hivecast.http.channel import RawChannel
 from hivecast.http.headers import Headers
-from hivecast.http.message import BodyReader, FileBody, Request, RequestBodyTooLarge, Response
+from hivecast.http.message import BodyReader, FileBody, RawResponse, Request, RequestBodyTooLarge, Response
 from hivecast.net.errors import NetError
 
 if TYPE_CHECKING:
@@ -50,6 +50,34 @@ def http_date() -> bytes:
 def error_response(status: int, message: str) -> Response:
     return Response(status, [("content-type", "text/plain; charset=utf-8"), ("connection", "close")],
                     f"{status} {HTTPStatus(status).phrase}: {message}\n".encode())
+
+
+def encode_head(status: int, headers: list[tuple[str, str]], content_length: int | None,
+                version: str, *, chunked: bool = False, close: bool = False) -> bytes:
+    """A response head as the front door writes it (framing fields are ours, not the handler's)."""
+    parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
+    has_date = has_server = False
+    for name, value in headers:
+        lname = name.lower()
+        if lname in ("content-length", "transfer-encoding", "connection"):
+            continue
+        has_date = has_date or lname == "date"
+        has_server = has_server or lname == "server"
+        parts.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
+    if not has_server:
+        parts.append(b"server: hivecast\r\n")
+    if not has_date:
+        parts.append(b"date: %s\r\n" % http_date())
+    if chunked:
+        parts.append(b"transfer-encoding: chunked\r\n")
+    elif content_length is not None:
+        parts.append(b"content-length: %d\r\n" % content_length)
+    if close:
+        parts.append(b"connection: close\r\n")
+    elif version == "1.0":
+        parts.append(b"connection: keep-alive\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
 
 
 class _Incoming:
@@ -272,6 +300,12 @@ class HttpConnection(asyncio.Protocol):
             return False
         if response is None:
             return False
+        if isinstance(response, RawResponse):
+            transport.write(response.data)
+            self.requests_served += 1
+            self.last_activity = time.monotonic()
+            self.server.observe(request, response.status, self.last_activity - started)
+            return True
         body = response.body
         if not isinstance(body, bytes) or response.status == 101 or \
                 (response.header("connection") or "").lower() == "close":
@@ -363,29 +397,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _head(self, status: int, headers: list[tuple[str, str]], content_length: int | None,
               version: str, *, chunked: bool = False, close: bool = False) -> bytes:
-        parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
-        has_date = has_server = False
-        for name, value in headers:
-            lname = name.lower()
-            if lname in ("content-length", "transfer-encoding", "connection"):
-                continue
-            has_date = has_date or lname == "date"
-            has_server = has_server or lname == "server"
-            parts.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
-        if not has_server:
-            parts.append(b"server: hivecast\r\n")
-        if not has_date:
-            parts.append(b"date: %s\r\n" % http_date())
-        if chunked:
-            parts.append(b"transfer-encoding: chunked\r\n")
-        elif content_length is not None:
-            parts.append(b"content-length: %d\r\n" % content_length)
-        if close:
-            parts.append(b"connection: close\r\n")
-        elif version == "1.0":
-            parts.append(b"connection: keep-alive\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
+        return encode_head(status, headers, content_length, version, chunked=chunked, close=close)
 
     async def _send(self, request: Request, response: Response) -> bool:
         """Write the response; True if the connection stays open for the next request."""

@@ -7,7 +7,7 @@ a prefix another capability owns without either knowing the other.
 
 from __future__ import annotations
 
-from hivecast.http.message import Request, Response
+from hivecast.http.message import RawResponse, Request, Response
 from hivecast.http.server import Handler
 
 
@@ -45,12 +45,12 @@ class Router:
         request.route_prefix = prefix
         return await handler(request)
 
-    def fast(self, request: Request) -> Response | None:
+    def fast(self, request: Request) -> Response | RawResponse | None:
         """The synchronous fast path of the handler this request routes to, if it has one."""
         prefix, handler = self.resolve(request.path)
         fast = getattr(handler, "fast", None)
         if fast is None:
             return None
         request.route_prefix = prefix
-        response: Response | None = fast(request)
+        response: Response | RawResponse | None = fast(request)
         return response

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import IO
 
-from hivecast.http.message import Request, Response
+from hivecast.http.message import RawResponse, Request, Response
 from hivecast.http.protocol import HttpConnection
 from hivecast.net.errors import translate_os_error
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 # Optional synchronous fast path a handler may offer as `handler.fast(request)`: a complete
 # response with a bytes body, or None to have the request go through `await handler(request)`.
-FastHandler = Callable[[Request], Response | None]
+FastHandler = Callable[[Request], Response | RawResponse | None]
 Observer = Callable[[Request, int, float], None]
 
 

@@ -308,3 +308,8 @@ def test_ranges() -> None:
     assert parse_range("items=0-1", 100) is None
     assert if_range_allows(Headers([("if-range", '"a"')]), '"a"', None)
     assert not if_range_allows(Headers([("if-range", '"a"')]), 'W/"a"', None)
+
+
+def test_date_resolution_does_not_age_a_fresh_response() -> None:
+    # Date is truncated to the second; a response 0.9 s into that second is not 0.9 s old.
+    assert initial_age([("date", date(NOW))], request_time=NOW + 0.85, response_time=NOW + 0.9) == pytest.approx(0.05, abs=1e-3)

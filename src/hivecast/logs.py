@@ -49,5 +49,5 @@ def setup_logging(fmt: str = "text", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("asyncio", "aiosqlite", "sqlalchemy.engine", "multipart", "httpx", "httpcore"):
+    for noisy in ("asyncio", "aiosqlite", "sqlalchemy.engine", "multipart", "httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

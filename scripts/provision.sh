@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 log() { echo "provision: $*" >&2; }
 
-debs=(ffmpeg tshark)
+debs=(ffmpeg tshark wrk)
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   missing=()
   for pkg in "${debs[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done

@@ -22,14 +22,14 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests run on the loop the node runs on: uvloop where installed."""
     try:
         import uvloop
 
-        return uvloop.EventLoopPolicy()
+        return {"uvloop": uvloop.new_event_loop}
     except ImportError:  # pragma: no cover
-        return asyncio.DefaultEventLoopPolicy()
+        return {"asyncio": asyncio.new_event_loop}
 
 
 NodeFactory = Callable[..., Awaitable[Node]]

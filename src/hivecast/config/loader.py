@@ -94,10 +94,7 @@ def _flatten_sources(data: Mapping[str, Any], origin: str, prefix: str = "") -> 
 def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:
     first = error.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
-    if first["type"] == "extra_forbidden":
-        message = "unknown setting"
-    else:
-        message = first["msg"]
+    message = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
     where = sources.get(loc) or sources.get(loc.split(".")[0])
     value = first.get("input")
     shown = f" (got {value!r})" if first["type"] != "extra_forbidden" and not isinstance(value, dict) else ""

@@ -81,7 +81,7 @@ def _etag_matches(header: str, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == bare for tag in header.split(","))
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
+def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
     """A single `bytes=` range as (start, end inclusive); None to ignore it; False if unsatisfiable."""
     if not header.startswith("bytes=") or "," in header:
         return None
@@ -99,10 +99,10 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
         end = int(last) if last else size - 1
     except ValueError:
         return None
-    if start < 0 or end < start:
-        return None
     if start >= size:
         return False
+    if start < 0 or end < start:
+        return None
     return start, min(end, size - 1)
 
 

@@ -53,7 +53,7 @@ def error_response(status: int, message: str) -> Response:
 
 
 class _Incoming:
-    __slots__ = ("headers", "header_bytes", "url")
+    __slots__ = ("header_bytes", "headers", "url")
 
     def __init__(self) -> None:
         self.url = b""
@@ -90,6 +90,7 @@ class HttpConnection(asyncio.Protocol):
     # ---- asyncio.Protocol ----
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        transport = self.transport
         peer = transport.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if peer else ("?", 0)
         local = transport.get_extra_info("sockname")
@@ -160,10 +161,15 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             self._upgrade_data = data[offset:]
-        except _HeadTooLarge as exc:
-            self._reject(431, str(exc))
         except httptools.HttpParserError as exc:
-            self._reject(400, f"malformed request ({exc})")
+            # httptools wraps what a callback raised; the original tells us which limit was hit.
+            cause = exc.__context__
+            if isinstance(cause, _HeadTooLarge):
+                self._reject(431, str(cause))
+            elif isinstance(cause, _BadTarget):
+                self._reject(400, str(cause))
+            else:
+                self._reject(400, "malformed request")
 
     # ---- httptools callbacks ----
     def on_message_begin(self) -> None:
@@ -197,7 +203,7 @@ class HttpConnection(asyncio.Protocol):
         try:
             url = httptools.parse_url(inc.url)
         except httptools.HttpParserInvalidURLError:
-            raise httptools.HttpParserError("invalid request target") from None
+            raise _BadTarget("invalid request target") from None
         body = BodyReader(self.server.limits.max_body_bytes, self._body_drained)
         self._current_body = body
         request = Request(
@@ -245,9 +251,9 @@ class HttpConnection(asyncio.Protocol):
         self.server.count_rejected(status)
         if self.transport is None or self.transport.is_closing():
             return
-        response = error_response(status, message)
-        self.transport.write(self._head(response.status, response.headers, len(response.body), "1.1")
-                             + bytes(response.body))  # type: ignore[arg-type]
+        body = f"{status} {HTTPStatus(status).phrase}: {message}\n".encode()
+        headers = [("content-type", "text/plain; charset=utf-8")]
+        self.transport.write(self._head(status, headers, len(body), "1.1", close=True) + body)
         self.transport.close()
 
     def check_deadlines(self, now: float) -> None:
@@ -441,5 +447,9 @@ class HttpConnection(asyncio.Protocol):
         return False
 
 
-class _HeadTooLarge(httptools.HttpParserError):
+class _HeadTooLarge(Exception):
+    pass
+
+
+class _BadTarget(Exception):
     pass

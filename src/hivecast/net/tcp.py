@@ -212,7 +212,7 @@ class TcpServer:
         task = asyncio.current_task()
         assert task is not None
         self.connections_total += 1
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             await self._handler(conn)
         except NetError as exc:
@@ -222,7 +222,7 @@ class TcpServer:
         except Exception:
             log.exception("%s: handler failed for %s", self.name, conn.peer)
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             await conn.close(timeout=0.5)
 
     async def close(self, *, grace: float = 1.0) -> None:

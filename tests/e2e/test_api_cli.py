@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from _api_support import start_api
+
+from tests.e2e._api_support import start_api
 
 pytestmark = pytest.mark.slow
 

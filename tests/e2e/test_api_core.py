@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 import httpx
-from _api_support import Api, api, assert_error, database_url, start_api
+
+from tests.e2e._api_support import Api, api, assert_error, database_url, start_api
 
 __all__ = ["api", "database_url"]
 

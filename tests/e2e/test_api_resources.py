@@ -9,7 +9,7 @@ import base64
 import hashlib
 from pathlib import Path
 
-from _api_support import Api, api, assert_error, database_url
+from tests.e2e._api_support import Api, api, assert_error, database_url
 
 __all__ = ["api", "database_url"]
 MERGE = {"content-type": "application/merge-patch+json"}

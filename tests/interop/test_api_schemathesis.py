@@ -16,8 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from _api_support import ADMIN, _pg_reachable, create_pg_database, drop_pg_database, spawn_node, stop_process  # noqa: E402
+from tests.e2e._api_support import (
+    ADMIN,
+    _pg_reachable,
+    create_pg_database,
+    drop_pg_database,
+    spawn_node,
+    stop_process,
+)
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 MAX_TIME = int(os.environ.get("HIVECAST_TEST_SCHEMATHESIS_SECONDS", "60"))

@@ -56,7 +56,7 @@ def out(video: Video) -> VideoOut:
     ready = video.state == "ready"
     return VideoOut(
         id=video.id, owner_id=video.owner_id, title=video.title, description=video.description,
-        filename=video.filename, state=video.state,  # type: ignore[arg-type]
+        filename=video.filename, state=video.state,
         size=video.size, sha256=video.sha256, upload_offset=video.upload_offset,
         upload_url=f"/api/v1/videos/{video.id}/upload", renditions=list(video.renditions or []),
         playback_urls=PlaybackUrls(hls=f"/vod/{video.id}/index.m3u8", dash=f"/vod/{video.id}/manifest.mpd")

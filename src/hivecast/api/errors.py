@@ -130,6 +130,16 @@ def install_handlers(app: FastAPI) -> None:
         log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal error")
 
+    async def store_busy(_request: Request, exc: Exception) -> Response:
+        log.warning("store unavailable: %s", type(exc).__name__)
+        return error_response(503, "the database is busy or unreachable; retry shortly",
+                              headers={"retry-after": "1"})
+
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    for kind in (OperationalError, InterfaceError, PoolTimeout, OSError):
+        app.add_exception_handler(kind, store_busy)
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -205,6 +205,7 @@ async def upload_chunk(video_id: IdPath, principal: Auth, request: Request, sess
         video = await _load_owned(session, principal, video_id)
         if video.state not in ("awaiting_upload", "uploading"):
             raise ApiError(409, "upload already complete", code="UPLOAD_COMPLETE", headers=TUS)
+        await session.commit()  # give the connection back while the body streams in
 
         async def body() -> AsyncIterator[bytes]:
             async for chunk in request.stream():

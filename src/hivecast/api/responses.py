@@ -102,7 +102,7 @@ def parse_sort(sort: str | None, allowed: dict[str, Any], default: str) -> list[
 
 
 async def paginate(session: AsyncSession, stmt: Select[Any], page: int, size: int,
-                   order: Sequence[Any], tiebreak: Any) -> tuple[list[Any], dict[str, int]]:
+                   order: Sequence[Any], tiebreak: Any) -> tuple[list[Any], dict[str, Any]]:
     # One round trip: the total rides along as a window count on every row of the page.
     result = await session.execute(stmt.add_columns(func.count().over().label("total"))
                                    .order_by(*order, tiebreak).offset((page - 1) * size).limit(size))

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -179,6 +179,3 @@ def forget_expired_revocations(ctx: ApiContext) -> None:
 
 Auth = Annotated[Principal, Depends(authenticate)]
 
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    return {k: v for k, v in vars(obj).items() if not k.startswith("_")}

@@ -101,9 +101,10 @@ class Api:
             await c.aclose()
 
 
-async def start_api(node_factory: Any, database_url: str | None = None, **api: Any) -> Api:
+async def start_api(node_factory: Any, database_url: str | None = None, *,
+                    node_flags: dict[str, Any] | None = None, **api: Any) -> Api:
     settings_api = {"admin_username": ADMIN[0], "admin_password": ADMIN[1], **api}
-    flags: dict[str, Any] = {"api": settings_api}
+    flags: dict[str, Any] = {"api": settings_api, **(node_flags or {})}
     if database_url:
         flags["database_url"] = database_url
     node = await node_factory(**flags)

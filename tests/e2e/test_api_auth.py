@@ -10,6 +10,7 @@ import pytest
 
 from _api_support import ADMIN, Api, api, assert_error, database_url, start_api
 from hivecast.auth.tokens import issue_access_token, load_or_create_secret
+from tests.e2e._api_support import ADMIN, Api, api, assert_error, database_url, start_api
 
 __all__ = ["api", "database_url"]
 
@@ -206,3 +207,31 @@ async def test_login_attempts_are_limited_per_ip(node_factory) -> None:
         assert codes[-1] == 429 and 401 in codes
     finally:
         await api.close()
+
+
+async def test_redis_rate_limits_span_nodes(node_factory) -> None:
+    try:
+        import redis.asyncio as aredis
+
+        probe = aredis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=1)
+        await probe.ping()
+    except Exception as exc:
+        pytest.skip(f"Redis at 127.0.0.1:6379 not reachable: {type(exc).__name__}")
+    bucket = "hivecast:rl:ip:127.0.0.1"
+    redis_flags = {"redis_url": "redis://127.0.0.1:6379/0"}
+    a = await start_api(node_factory, node_flags=redis_flags, rate_limit_ip=4, rate_window=3600)
+    b = await start_api(node_factory, node_flags=redis_flags, rate_limit_ip=4, rate_window=3600)
+    try:
+        await probe.delete(bucket)  # anonymous callers from 127.0.0.1 share one bucket on every node
+        codes = [(await a.client().get("/api/v1")).status_code for _ in range(2)]
+        codes += [(await b.client().get("/api/v1")).status_code for _ in range(2)]
+        assert codes == [200, 200, 200, 200]
+        last = await a.client().get("/api/v1")
+        assert_error(last, 429, "RATE_LIMITED")
+        assert last.headers["ratelimit-policy"] == '"ip";q=4;w=3600'
+        assert_error(await b.client().get("/api/v1"), 429)
+    finally:
+        await probe.delete(bucket)
+        await probe.aclose()
+        await a.close()
+        await b.close()

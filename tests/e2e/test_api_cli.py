@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from _api_support import start_api
+from tests.e2e._api_support import start_api
 
 pytestmark = pytest.mark.slow
 

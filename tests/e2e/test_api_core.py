@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from _api_support import Api, api, assert_error, database_url, start_api
+from tests.e2e._api_support import Api, api, assert_error, database_url, start_api
 
 __all__ = ["api", "database_url"]
 
@@ -148,3 +148,25 @@ async def test_nul_characters_are_refused(api: Api) -> None:
     assert_error(await c.get("/api/v1/users", params={"username": "a\x00"}), 422)
     assert_error(await c.get(f"/api/v1/videos/{'0' * 32}/comments/{2**40}"), 422)
     assert (await c.get("/api/v1/streams")).json()["pagination"]["total"] == 0
+
+
+async def test_store_outage_is_a_503_envelope(node_factory) -> None:
+    from tests.e2e._api_support import _pg_reachable, create_pg_database, drop_pg_database
+
+    reason = await _pg_reachable()
+    if reason:
+        import pytest
+
+        pytest.skip(reason)
+    name = await create_pg_database()
+    try:
+        api = await start_api(node_factory, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}")
+        assert (await api.admin.get("/api/v1/streams")).status_code == 200
+        await drop_pg_database(name)  # the database disappears under the running node
+        for _ in range(2):
+            r = await api.admin.get("/api/v1/streams")
+            assert_error(r, 503, "SERVICE_UNAVAILABLE")
+            assert r.headers["retry-after"] == "1"
+        await api.close()
+    finally:
+        await drop_pg_database(name)

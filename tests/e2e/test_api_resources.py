@@ -9,7 +9,7 @@ import base64
 import hashlib
 from pathlib import Path
 
-from _api_support import Api, api, assert_error, database_url
+from tests.e2e._api_support import Api, api, assert_error, database_url
 
 __all__ = ["api", "database_url"]
 MERGE = {"content-type": "application/merge-patch+json"}
@@ -259,3 +259,27 @@ async def test_upload_with_wrong_whole_file_hash_is_rejected(api: Api) -> None:
     assert_error(r, 409, "CHECKSUM_MISMATCH")
     v = (await api.admin.get(up.removesuffix("/upload"))).json()["data"]
     assert v["state"] == "awaiting_upload" and (await api.admin.head(up)).headers["upload-offset"] == "0"
+
+
+async def test_videos_by_cursor_are_stable_while_videos_are_added(api: Api) -> None:
+    streamer, uid = await api.user("streamer")
+    for i in range(5):
+        assert (await streamer.post("/api/v1/videos", json={"title": f"v{i}", "size": 1})).status_code == 201
+    first = (await streamer.get("/api/v1/videos", params={"size": 2, "owner_id": uid})).json()
+    assert [v["title"] for v in first["data"]] == ["v4", "v3"]
+    cursor = first["pagination"]["next_cursor"]
+    assert cursor
+    # A video added now does not shift what the cursor returns (a page number would).
+    await streamer.post("/api/v1/videos", json={"title": "late", "size": 1})
+    seen = [v["title"] for v in first["data"]]
+    while cursor:
+        page = (await streamer.get("/api/v1/videos", params={"size": 2, "owner_id": uid, "cursor": cursor})).json()
+        seen += [v["title"] for v in page["data"]]
+        cursor = page["pagination"]["next_cursor"]
+    assert seen == ["v4", "v3", "v2", "v1", "v0"]
+    # Any cursor-shaped value is a position: far future gives everything, far past nothing.
+    future = (await streamer.get("/api/v1/videos", params={"cursor": "9" * 16 + "-" + "f" * 32})).json()
+    assert future["pagination"]["total"] == 6
+    past = (await streamer.get("/api/v1/videos", params={"cursor": "0-" + "0" * 32})).json()
+    assert past["data"] == [] and past["pagination"]["next_cursor"] is None
+    assert_error(await streamer.get("/api/v1/videos", params={"cursor": "abc"}), 422)

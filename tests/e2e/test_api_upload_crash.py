@@ -11,7 +11,7 @@ import socket
 import httpx
 import pytest
 
-from _api_support import ADMIN, spawn_node, stop_process
+from tests.e2e._api_support import ADMIN, spawn_node, stop_process
 
 pytestmark = pytest.mark.slow
 MiB = 1024 * 1024
@@ -47,7 +47,7 @@ async def test_killed_mid_upload_keeps_acknowledged_bytes_and_resumes(tmp_path) 
         await c.aclose()
 
         # The next chunk is half sent when the server dies.
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         head = (f"PATCH {up} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {token}\r\n"
                 f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: {MiB}\r\n"
                 f"Content-Length: {MiB}\r\n\r\n").encode()

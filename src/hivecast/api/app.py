@@ -4,6 +4,8 @@ status code each route can return."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, Request
@@ -14,6 +16,7 @@ from hivecast import __version__
 from hivecast.api.context import ApiContext
 from hivecast.api.errors import install_handlers
 from hivecast.api.guard import Guard
+from hivecast.api.redis_limits import RedisBuckets
 from hivecast.api.responses import respond
 from hivecast.api.routers import api_keys, auth, edges, purges, streams, users, videos
 from hivecast.api.routers.common import errors
@@ -37,7 +40,17 @@ def create_app(node: Node | None = None, *, settings: Settings | None = None, st
     secret = load_or_create_secret(settings.data_dir, settings.auth.jwt_secret)
     ctx = ApiContext.build(settings, secret, store, node)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for buckets in {id(b): b for b in (ctx.user_limits, ctx.ip_limits, ctx.login_limits)}.values():
+            if isinstance(buckets, RedisBuckets):
+                with contextlib.suppress(Exception):
+                    await buckets.client.aclose()
+                break  # one client is shared by all three
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Hivecast API",
         version=__version__,
         description="Management API of a Hivecast node: users, live streams, videos, edges, purges, API keys. "

@@ -64,6 +64,10 @@ class StoreComponent:
         if api.admin_username and api.admin_password and \
                 await ensure_admin(self.store, api.admin_username, api.admin_password):
             log.info("created bootstrap admin %s", api.admin_username)
+        async with self.store.session() as session:
+            if (await session.execute(select(User.id).where(User.role == "admin").limit(1))).first() is None:
+                log.warning("no admin user yet: create one with `hivecast user create NAME --admin --local "
+                            "--data-dir %s` or set [api] admin_username/admin_password", settings.data_dir)
         node.services["store"] = self.store
         node.services["db"] = self.store.engine
         node.services["publish_authorizer"] = StreamKeyAuthorizer(self.store)

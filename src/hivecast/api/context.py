@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hivecast.api.ratelimit import TokenBuckets
+from hivecast.api.redis_limits import RedisBuckets
 from hivecast.config import Settings
 
 if TYPE_CHECKING:
@@ -26,9 +27,9 @@ class ApiContext:
     secret: str
     store: Store | None
     node: Node | None
-    user_limits: TokenBuckets
-    ip_limits: TokenBuckets
-    login_limits: TokenBuckets
+    user_limits: TokenBuckets | RedisBuckets
+    ip_limits: TokenBuckets | RedisBuckets
+    login_limits: TokenBuckets | RedisBuckets
     upload_dir: Path
     revoked_access: dict[str, float] = field(default_factory=dict)  # jti -> expiry (logout)
     # Resolved credentials (user id or API key hash -> principal, expiry, deadline), kept for a few
@@ -60,10 +61,18 @@ class ApiContext:
     @classmethod
     def build(cls, settings: Settings, secret: str, store: Store | None, node: Node | None) -> ApiContext:
         api = settings.api
+        limits: list[TokenBuckets | RedisBuckets] = [
+            TokenBuckets("user", api.rate_limit, api.rate_window),
+            TokenBuckets("ip", api.rate_limit_ip, api.rate_window),
+            TokenBuckets("login", api.rate_limit_login, api.rate_window),
+        ]
+        if settings.redis_url:  # one limit across every node sharing this Redis
+            from redis.asyncio import Redis
+
+            client = Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            limits = [RedisBuckets(client, b) for b in limits if isinstance(b, TokenBuckets)]
         return cls(
             settings=settings, secret=secret, store=store, node=node,
-            user_limits=TokenBuckets("user", api.rate_limit, api.rate_window),
-            ip_limits=TokenBuckets("ip", api.rate_limit_ip, api.rate_window),
-            login_limits=TokenBuckets("login", api.rate_limit_login, api.rate_window),
+            user_limits=limits[0], ip_limits=limits[1], login_limits=limits[2],
             upload_dir=api.upload_dir or settings.data_dir / "uploads",
         )

@@ -130,6 +130,22 @@ def install_handlers(app: FastAPI) -> None:
         log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal error")
 
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    async def store_busy(request: Request, exc: Exception) -> Response:
+        # Connection-level failures (server gone, database missing, pool exhausted) are 503;
+        # a statement the database refused (DataError, IntegrityError, ...) is our bug: 500.
+        connection_level = type(exc) in (DBAPIError, OperationalError, InterfaceError) or isinstance(
+            exc, (PoolTimeout, OSError)) or bool(getattr(exc, "connection_invalidated", False))
+        if not connection_level:
+            return await unexpected(request, exc)
+        log.warning("store unavailable: %s", type(exc).__name__)
+        return error_response(503, "the database is busy or unreachable; retry shortly",
+                              headers={"retry-after": "1"})
+
+    for kind in (DBAPIError, PoolTimeout, OSError):
+        app.add_exception_handler(kind, store_busy)
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

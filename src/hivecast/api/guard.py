@@ -7,7 +7,6 @@ costs almost nothing and never reaches a handler."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -16,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hivecast.api.context import ApiContext
 from hivecast.api.errors import error_body
 from hivecast.api.ratelimit import Decision
+from hivecast.api.redis_limits import take
 from hivecast.api.security import parse_api_key
 from hivecast.auth.tokens import InvalidToken, decode_access_token
 
@@ -57,7 +57,7 @@ class Guard:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        decision = self._rate_limit(scope, path, method)
+        decision = await self._rate_limit(scope, path, method)
         extra = [(k.encode(), v.encode()) for k, v in decision.headers()] if decision else []
         extra += _SAFE_HEADERS
 
@@ -131,21 +131,20 @@ class Guard:
         api = self.ctx.settings.api
         return api.upload_chunk_bytes if path.endswith("/upload") else api.max_json_bytes
 
-    def _rate_limit(self, scope: Scope, path: str, method: str) -> Decision | None:
+    async def _rate_limit(self, scope: Scope, path: str, method: str) -> Decision | None:
         if path.startswith(_UNLIMITED_PREFIXES):
             return None
-        now = time.monotonic()
         client = scope.get("client")
         ip = str(client[0]) if client else "?"
         if path == "/api/v1/auth/login" and method == "POST":
-            login = self.ctx.login_limits.take(ip, now)
+            login = await take(self.ctx.login_limits, ip)
             if not login.allowed:
                 return login
         key = _header(scope, b"x-api-key")
         if key:
             prefix = parse_api_key(key)
             if prefix is not None:
-                return self.ctx.user_limits.take("key:" + prefix, now)
+                return await take(self.ctx.user_limits, "key:" + prefix)
         auth = _header(scope, b"authorization")
         if auth and auth[:7].lower() == "bearer ":
             try:
@@ -153,8 +152,8 @@ class Guard:
             except InvalidToken:
                 pass
             else:
-                return self.ctx.user_limits.take("user:" + claims.subject, now)
-        return self.ctx.ip_limits.take(ip, now)
+                return await take(self.ctx.user_limits, "user:" + claims.subject)
+        return await take(self.ctx.ip_limits, ip)
 
     def _allowed_methods(self, scope: Scope) -> list[str]:
         # FastAPI's routing internals change between releases; the OpenAPI document is stable.

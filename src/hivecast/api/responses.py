@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import math
@@ -102,7 +101,7 @@ def parse_sort(sort: str | None, allowed: dict[str, Any], default: str) -> list[
 
 
 async def paginate(session: AsyncSession, stmt: Select[Any], page: int, size: int,
-                   order: Sequence[Any], tiebreak: Any) -> tuple[list[Any], dict[str, int]]:
+                   order: Sequence[Any], tiebreak: Any) -> tuple[list[Any], dict[str, Any]]:
     # One round trip: the total rides along as a window count on every row of the page.
     result = await session.execute(stmt.add_columns(func.count().over().label("total"))
                                    .order_by(*order, tiebreak).offset((page - 1) * size).limit(size))
@@ -116,20 +115,3 @@ async def paginate(session: AsyncSession, stmt: Select[Any], page: int, size: in
         total = int((await session.execute(counted)).scalar_one())
     return [p[0] for p in pairs], {"page": page, "size": size, "total": total,
                                    "pages": math.ceil(total / size) if total else 0}
-
-
-def encode_cursor(values: list[Any]) -> str:
-    raw = json.dumps(values, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, arity: int) -> list[Any]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        values = None
-    if not isinstance(values, list) or len(values) != arity or not all(
-            isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
-        raise ApiError(422, "invalid cursor", details=[{"field": "cursor", "message": "not a cursor from this API"}])
-    return values

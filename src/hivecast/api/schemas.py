@@ -64,6 +64,7 @@ class Pagination(BaseModel):
     size: int
     total: int
     pages: int
+    next_cursor: str | None = Field(None, description="videos only: pass as ?cursor= for the next items (keyset)")
 
 
 class CursorPage(BaseModel):

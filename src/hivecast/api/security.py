@@ -7,13 +7,15 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hivecast.api.context import ApiContext
 from hivecast.api.errors import ApiError
@@ -80,18 +82,26 @@ def ctx_of(request: Request) -> ApiContext:
     return ctx
 
 
+async def db(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's one database session (shared by authentication and the handler)."""
+    store = ctx_of(request).store
+    if store is None:
+        raise ApiError(503, "the store is not available")
+    async with store.session() as session:
+        yield session
+
+
 async def authenticate(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
+    session: Annotated[AsyncSession, Depends(db)],
 ) -> Principal:
     ctx = ctx_of(request)
-    if ctx.store is None:
-        raise ApiError(503, "the store is not available")
     if api_key:
-        principal = await _from_api_key(ctx, api_key)
+        principal = await _from_api_key(ctx, session, api_key)
     elif bearer is not None and bearer.credentials:
-        principal = await _from_token(ctx, bearer.credentials)
+        principal = await _from_token(ctx, session, bearer.credentials)
     else:
         raise ApiError(401, "authentication required", headers=_UNAUTH)
     if "write" not in principal.scopes and request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -100,7 +110,7 @@ async def authenticate(
     return principal
 
 
-async def _from_token(ctx: ApiContext, token: str) -> Principal:
+async def _from_token(ctx: ApiContext, session: AsyncSession, token: str) -> Principal:
     try:
         claims = decode_access_token(token, secret=ctx.secret)
     except InvalidToken:
@@ -111,9 +121,7 @@ async def _from_token(ctx: ApiContext, token: str) -> Principal:
     cached = ctx.cached_principal("user:" + claims.subject, now)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    assert ctx.store is not None
-    async with ctx.store.session() as session:
-        user = await session.get(User, claims.subject)
+    user = await session.get(User, claims.subject)
     # The user is re-read (or taken from the short cache, cleared on every change) so deleting,
     # disabling or demoting a user takes effect without waiting for their tokens to expire.
     if user is None or user.disabled:
@@ -123,7 +131,7 @@ async def _from_token(ctx: ApiContext, token: str) -> Principal:
     return principal
 
 
-async def _from_api_key(ctx: ApiContext, plain: str) -> Principal:
+async def _from_api_key(ctx: ApiContext, session: AsyncSession, plain: str) -> Principal:
     prefix = parse_api_key(plain)
     bad = ApiError(401, "invalid or revoked API key", code="INVALID_API_KEY", headers=_UNAUTH)
     if prefix is None:
@@ -133,30 +141,28 @@ async def _from_api_key(ctx: ApiContext, plain: str) -> Principal:
     cached = ctx.cached_principal("key:" + digest, now)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    assert ctx.store is not None
-    async with ctx.store.session() as session:
-        row = (await session.execute(
-            select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == prefix)
-        )).first()
-        if row is None:
-            raise bad
-        key, user = row
-        if not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
-            raise bad
-        expires = utc(key.expires_at)
-        if expires is not None and expires <= datetime.now(UTC):
-            raise bad
-        if user.disabled:
-            raise bad
-        # last_used_at is advisory: written at most once a minute per key to keep reads cheap.
-        last = utc(key.last_used_at)
-        wall = datetime.now(UTC)
-        if last is None or (wall - last).total_seconds() > 60:
-            await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=wall))
-            await session.commit()
-        principal = Principal(user.id, user.username, user.role, "api_key", tuple(key.scopes), key.id)
-        ctx.cache_principal("key:" + digest, principal, now, expires.timestamp() if expires else None)
-        return principal
+    row = (await session.execute(
+        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == prefix)
+    )).first()
+    if row is None:
+        raise bad
+    key, user = row
+    if not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
+        raise bad
+    expires = utc(key.expires_at)
+    if expires is not None and expires <= datetime.now(UTC):
+        raise bad
+    if user.disabled:
+        raise bad
+    # last_used_at is advisory: written at most once a minute per key to keep reads cheap.
+    last = utc(key.last_used_at)
+    wall = datetime.now(UTC)
+    if last is None or (wall - last).total_seconds() > 60:
+        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=wall))
+        await session.commit()
+    principal = Principal(user.id, user.username, user.role, "api_key", tuple(key.scopes), key.id)
+    ctx.cache_principal("key:" + digest, principal, now, expires.timestamp() if expires else None)
+    return principal
 
 
 def require_role(principal: Principal, *roles: str) -> None:
@@ -173,6 +179,3 @@ def forget_expired_revocations(ctx: ApiContext) -> None:
 
 Auth = Annotated[Principal, Depends(authenticate)]
 
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    return {k: v for k, v in vars(obj).items() if not k.startswith("_")}

@@ -195,7 +195,6 @@ class ApiSettings(Section):
     upload_chunk_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="largest body of one upload PATCH")
     admin_username: str | None = Field(None, min_length=1, max_length=64, description="bootstrap admin, created at start when missing")
     admin_password: str | None = Field(None, min_length=8, max_length=1024)
-    max_page_size: int = Field(100, ge=1, le=10_000)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

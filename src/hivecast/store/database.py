@@ -60,6 +60,10 @@ async def open_store(url: str, *, echo: bool = False) -> Store:
     # connection the server dropped fails one request, which the pool then replaces.
     kwargs: dict[str, Any] = {"echo": echo, "pool_recycle": 1800}
     if url.startswith("sqlite"):
+        # One connection: SQLite has one writer anyway, and a second connection that finds the
+        # database locked sleeps in SQLite's busy handler (up to 100 ms a try), which made write
+        # latency spiky. Requests queue at the pool instead, in order.
+        kwargs.update(pool_size=1, max_overflow=0, pool_timeout=30)
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

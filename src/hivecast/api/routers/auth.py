@@ -105,5 +105,5 @@ async def logout(body: LogoutIn, request: Request, session: Db) -> Response:
 
 @router.get("/me", response_model=Envelope[Me], responses=errors(304), summary="Who am I")
 async def me(principal: Auth, request: Request) -> Response:
-    return respond(request, Me(id=principal.user_id, username=principal.username, role=principal.role,  # type: ignore[arg-type]
-                               via=principal.via, scopes=list(principal.scopes)))  # type: ignore[arg-type]
+    return respond(request, Me(id=principal.user_id, username=principal.username, role=principal.role,
+                               via=principal.via, scopes=list(principal.scopes)))

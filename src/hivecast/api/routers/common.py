@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hivecast.api.errors import ApiError
 from hivecast.api.schemas import ErrorEnvelope
-from hivecast.api.security import ctx_of
+from hivecast.api.security import db
 
 _DESCRIPTIONS = {
     304: "Not modified (If-None-Match matched the current ETag)",
@@ -41,14 +39,6 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         else:
             out[code] = {"model": ErrorEnvelope, "description": _DESCRIPTIONS[code]}
     return out
-
-
-async def db(request: Request) -> AsyncIterator[AsyncSession]:
-    store = ctx_of(request).store
-    if store is None:
-        raise ApiError(503, "the store is not available")
-    async with store.session() as session:
-        yield session
 
 
 Db = Annotated[AsyncSession, Depends(db)]

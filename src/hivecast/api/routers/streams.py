@@ -57,9 +57,9 @@ def out(request: Request, stream: Stream, host: str | None = None) -> StreamOut:
         tracks=live["tracks"],
         ingest_urls=IngestUrls(rtsp=f"rtsp://{host}:{rtsp_port}/{stream.name}"),
         playback_urls=PlaybackUrls(hls=f"/live/{stream.name}/index.m3u8", dash=f"/live/{stream.name}/manifest.mpd"),
-        key_rotated_at=utc(stream.key_rotated_at),  # type: ignore[arg-type]
-        created_at=utc(stream.created_at),  # type: ignore[arg-type]
-        updated_at=utc(stream.updated_at),  # type: ignore[arg-type]
+        key_rotated_at=utc(stream.key_rotated_at),
+        created_at=utc(stream.created_at),
+        updated_at=utc(stream.updated_at),
     )
 
 

@@ -6,11 +6,11 @@ import base64
 import binascii
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from starlette.responses import Response
 
 from hivecast.api.errors import ApiError, forbidden, not_found
@@ -56,7 +56,7 @@ def out(video: Video) -> VideoOut:
     ready = video.state == "ready"
     return VideoOut(
         id=video.id, owner_id=video.owner_id, title=video.title, description=video.description,
-        filename=video.filename, state=video.state,  # type: ignore[arg-type]
+        filename=video.filename, state=video.state,
         size=video.size, sha256=video.sha256, upload_offset=video.upload_offset,
         upload_url=f"/api/v1/videos/{video.id}/upload", renditions=list(video.renditions or []),
         playback_urls=PlaybackUrls(hls=f"/vod/{video.id}/index.m3u8", dash=f"/vod/{video.id}/manifest.mpd")
@@ -80,17 +80,45 @@ async def _load_owned(session: Db, principal: Principal, video_id: str) -> Video
     return video
 
 
-@router.get("", response_model=ListEnvelope[VideoOut], responses=errors(304), summary="List videos")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def _cursor_of(video: Video) -> str:
+    created = video.created_at if video.created_at.tzinfo else video.created_at.replace(tzinfo=UTC)
+    return f"{(created - _EPOCH) // _MICRO}-{video.id}"  # integer arithmetic: exact to the microsecond
+
+
+@router.get("", response_model=ListEnvelope[VideoOut], responses=errors(304),
+            summary="List videos (pages, or newest first by cursor for large lists)")
 async def list_videos(principal: Auth, request: Request, session: Db, page: Page = 1, size: Size = 20,
                       sort: str | None = Sort,
                       state: Annotated[VideoState | None, Query(description="filter by state")] = None,
-                      owner_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None) -> Response:
+                      owner_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+                      cursor: Annotated[str | None, Query(
+                          pattern=r"^[0-9]{1,16}-[0-9a-f]{32}$",
+                          description="next_cursor of the previous answer: newest first from there, "
+                                      "stable while videos are added (page and sort are then ignored)")] = None,
+                      ) -> Response:
     stmt = select(Video)
     if state is not None:
         stmt = stmt.where(Video.state == state)
     if owner_id is not None:
         stmt = stmt.where(Video.owner_id == owner_id)
-    rows, pagination = await paginate(session, stmt, page, size, parse_sort(sort, _SORT, "-created_at"), Video.id)
+    if cursor is None:
+        keyset = sort in (None, "-created_at")  # the cursor's own order, so a cursor can follow a page
+        order = parse_sort(sort, _SORT, "-created_at")
+        rows, pagination = await paginate(session, stmt, page, size, order,
+                                          Video.id.desc() if keyset else Video.id)
+    else:
+        # Keyset: strictly older than the cursor's (created_at, id), newest first.
+        micros, _, last_id = cursor.partition("-")
+        at = _EPOCH + int(micros) * _MICRO
+        stmt = stmt.where(or_(Video.created_at < at, and_(Video.created_at == at, Video.id < last_id)))
+        rows, pagination = await paginate(session, stmt, 1, size, [Video.created_at.desc()], Video.id.desc())
+        keyset = True
+    # With a cursor, `total` counts the items from the cursor on.
+    pagination["next_cursor"] = _cursor_of(rows[-1]) if keyset and len(rows) == size else None
     return respond(request, [out(v) for v in rows], pagination=pagination)
 
 
@@ -205,6 +233,7 @@ async def upload_chunk(video_id: IdPath, principal: Auth, request: Request, sess
         video = await _load_owned(session, principal, video_id)
         if video.state not in ("awaiting_upload", "uploading"):
             raise ApiError(409, "upload already complete", code="UPLOAD_COMPLETE", headers=TUS)
+        await session.commit()  # give the connection back while the body streams in
 
         async def body() -> AsyncIterator[bytes]:
             async for chunk in request.stream():

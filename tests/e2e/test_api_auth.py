@@ -8,7 +8,6 @@ import time
 import httpx
 import pytest
 
-from _api_support import ADMIN, Api, api, assert_error, database_url, start_api
 from hivecast.auth.tokens import issue_access_token, load_or_create_secret
 from tests.e2e._api_support import ADMIN, Api, api, assert_error, database_url, start_api
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import struct
 from pathlib import Path
@@ -313,3 +314,44 @@ async def test_node_makes_hybrid_torrents_when_asked(node_factory: NodeFactory, 
                        timeout=30)
     assert t.completed.is_set()
     assert (tmp_path / "dl" / "h1" / "video.mp4").read_bytes() == (d / "video.mp4").read_bytes()
+
+
+async def test_peer_sitting_on_requests_loses_them(tmp_path: Path) -> None:
+    """A peer that claims every piece and unchokes, then never sends: its requests go to others."""
+    d = make_content(tmp_path / "src", "v", 400_000)
+    data = await create_torrent(d, piece_length=16384)
+    meta = parse_torrent(data)
+    good, _ = await seeder(tmp_path / "src", data)
+    staller_id = b"-ST0001-" + os.urandom(12)
+    got_requests = asyncio.Event()
+
+    async def staller(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(68)
+        writer.write(m.handshake(meta.info.info_hash, staller_id, m.reserved_bytes(fast=True, extended=False)))
+        writer.write(m.simple(m.HAVE_ALL) + m.simple(m.UNCHOKE))
+        with contextlib.suppress(Exception):
+            while chunk := await reader.read(65536):
+                if m.REQUEST in chunk:
+                    got_requests.set()
+
+    server = await asyncio.start_server(staller, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Session(SessionOptions(request_timeout=1.0))
+    await client.start()
+    try:
+        t = await client.add(Torrent.from_metainfo(meta, tmp_path / "out", peers=[("127.0.0.1", port)]))
+        async with asyncio.timeout(10):
+            await got_requests.wait()
+            stalled = next(p for p in t.peers.values() if p.wire.remote_peer_id == staller_id)
+            while not stalled.snubbed_until:  # the request timeout takes its blocks back
+                await asyncio.sleep(0.05)
+        assert not stalled.outstanding and t.picker is not None and not any(
+            part.requested for part in t.picker.partial.values())
+        t.connect_peer(("127.0.0.1", good.port))
+        async with asyncio.timeout(30):
+            await t.completed.wait()
+        assert (tmp_path / "out" / "v" / "video.mp4").read_bytes() == (d / "video.mp4").read_bytes()
+    finally:
+        await client.close()
+        await good.close()
+        server.close()

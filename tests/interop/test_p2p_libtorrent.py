@@ -17,11 +17,11 @@ from hivecast.p2p.session import Session, SessionOptions, Torrent
 from tests.conftest import NodeFactory
 from tests.interop.p2p_lt import (
     add,
+    assert_same_tree,
     libtorrent,
     lt_make_torrent,
     lt_session,
     make_files,
-    same_tree,
     torrent_info,
     wait_seeding,
 )
@@ -76,7 +76,7 @@ async def test_libtorrent_downloads_packaged_video(node_factory: NodeFactory, tm
     if via == "connect-peer":
         h.connect_peer(("127.0.0.1", node.services["bt_port"]))
     await wait_seeding(h, what=via)
-    assert same_tree(d, out / "vid42")
+    await assert_same_tree(d, out / "vid42")
     st = h.status()
     if via == "web-seed":
         assert node.services["torrents"].session.torrents[meta.info.info_hash].uploaded == 0
@@ -93,7 +93,7 @@ async def test_libtorrent_resolves_our_magnet_by_ut_metadata(node_factory: NodeF
     h = add(ses, tmp_path / "lt", magnet=magnet)
     h.connect_peer(("127.0.0.1", node.services["bt_port"]))
     await wait_seeding(h, what="magnet")
-    assert same_tree(d, tmp_path / "lt" / "vid42")
+    await assert_same_tree(d, tmp_path / "lt" / "vid42")
 
 
 @pytest.mark.parametrize("hybrid", [True, False])
@@ -112,7 +112,7 @@ async def test_our_client_downloads_from_libtorrent_seed(tmp_path: Path, hybrid:
     t = await download(str(tmp_path / "t.torrent"), tmp_path / "out", peers=[("127.0.0.1", ses.listen_port())],
                        timeout=60)
     assert t.have is not None and t.have.complete
-    assert same_tree(d, tmp_path / "out" / "movie")
+    await assert_same_tree(d, tmp_path / "out" / "movie")
     assert not (tmp_path / "out" / "movie" / ".pad").exists()
 
 
@@ -127,7 +127,7 @@ async def test_our_client_resolves_libtorrent_magnet(tmp_path: Path) -> None:
     magnet = lt.make_magnet_uri(h) + f"&x.pe=127.0.0.1:{ses.listen_port()}"
     t = await download(magnet, tmp_path / "out", timeout=60)
     assert t.info is not None and t.info.info_hash == parse_torrent(data).info.info_hash
-    assert same_tree(d, tmp_path / "out" / "clip")
+    await assert_same_tree(d, tmp_path / "out" / "clip")
 
 
 async def test_libtorrent_downloads_multi_file_from_our_client_session(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ async def test_libtorrent_downloads_multi_file_from_our_client_session(tmp_path:
         h = add(ses, tmp_path / "lt", ti=torrent_info(data))
         h.connect_peer(("127.0.0.1", sess.port))
         await wait_seeding(h)
-        assert same_tree(d, tmp_path / "lt" / "pack")
+        await assert_same_tree(d, tmp_path / "lt" / "pack")
     finally:
         await sess.close()
 
@@ -222,6 +222,6 @@ async def test_our_hybrid_torrents_match_libtorrent_and_seed_to_it(tmp_path: Pat
         h = add(ses, tmp_path / "lt", ti=torrent_info(ours))
         h.connect_peer(("127.0.0.1", sess.port))
         await wait_seeding(h, what="hybrid from our seeder")
-        assert same_tree(d, tmp_path / "lt" / "hyb")
+        await assert_same_tree(d, tmp_path / "lt" / "hyb")
     finally:
         await sess.close()

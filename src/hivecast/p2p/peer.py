@@ -7,7 +7,6 @@ connection; breaches and bad data get the peer banned by the session.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -43,6 +42,8 @@ class Peer:
         self.uploaded = 0
         self.unrequested = 0
         self.last_piece_at: float | None = None
+        self.waiting_since: float | None = None  # oldest moment we had requests out and got nothing
+        self.snubbed_until = 0.0
         self.download_rate = 0.0
         self.upload_rate = 0.0
         self._rate_mark = (time.monotonic(), 0, 0)
@@ -204,6 +205,8 @@ class Peer:
         t = self.torrent
         if t.picker is None or self.wire.peer_choking or not self.wire.am_interested:
             return
+        if self.snubbed_until and time.monotonic() < self.snubbed_until:
+            return
         depth = t.session.request_queue
         want = depth - len(self.outstanding)
         if want < depth // 4:
@@ -211,6 +214,8 @@ class Peer:
         assert self.wire.peer_has is not None
         for index, begin, length in t.picker.pick(self, self.wire.peer_has, want):
             self.outstanding[(index, begin)] = length
+            if self.waiting_since is None:
+                self.waiting_since = time.monotonic()
             self.wire.request(index, begin, length)
 
     def drop_outstanding(self) -> None:
@@ -218,6 +223,17 @@ class Peer:
         if t.picker is not None:
             t.picker.cancel_peer(self)
         self.outstanding.clear()
+        self.waiting_since = None
+
+    def check_stalled(self, now: float, timeout: float) -> bool:
+        """A peer that sits on our requests (claims pieces it never sends) loses them to others."""
+        if self.waiting_since is None or not self.outstanding or now - self.waiting_since < timeout:
+            return False
+        for (index, begin), length in self.outstanding.items():
+            self.wire.cancel(index, begin, length)
+        self.drop_outstanding()
+        self.snubbed_until = now + 2 * timeout
+        return True
 
     async def on_piece(self, ev: m.Piece) -> None:
         t = self.torrent
@@ -231,6 +247,7 @@ class Peer:
         self.downloaded += len(ev.block)
         t.downloaded += len(ev.block)
         self.last_piece_at = time.monotonic()
+        self.waiting_since = self.last_piece_at if self.outstanding else None
         await t.on_block(self, ev.index, ev.begin, ev.block)
 
     def on_request(self, ev: m.Request) -> None:
@@ -260,9 +277,6 @@ class Peer:
                 self.uploaded += length
                 t.uploaded += length
                 budget -= length
-
-    def block_digest(self, block: bytes) -> bytes:
-        return hashlib.sha1(block).digest()
 
     async def close(self) -> None:
         self.closed = True

@@ -55,6 +55,7 @@ class SessionOptions:
     handshake_timeout: float = 10.0
     connect_timeout: float = 5.0
     announce_numwant: int = 50
+    request_timeout: float = 20.0
     wire: WireLimits = field(default_factory=WireLimits)
 
 
@@ -154,13 +155,8 @@ async def _read_handshake(conn: Connection, wire: PeerWire) -> m.Handshake:
         if not data:
             raise PeerProtocolError("closed during handshake")
         wire.receive_data(data)
-        if wire.state.value == "open":
-            events = wire.events()
-            hs = events[0]
-            assert isinstance(hs, m.Handshake)
-            # Whatever came after the handshake is replayed once the peer object exists.
-            wire._events = events[1:] + wire._events
-            return hs
+        if wire.handshake is not None:
+            return wire.handshake
 
 
 class Torrent:
@@ -349,6 +345,14 @@ class Torrent:
 
     async def _connect_loop(self) -> None:
         while True:
+            now = time.monotonic()
+            for p in list(self.peers.values()):
+                if p.check_stalled(now, self.session.options.request_timeout):
+                    log.info("peer %s sat on our requests; asking others", p.address)
+                    for other in self.peers.values():
+                        other.maybe_request()
+                        with contextlib.suppress(NetError):
+                            other.flush()
             if self.have is None or not self.have.complete or self.info is None:
                 now = time.monotonic()
                 connected = self._connected_addresses()

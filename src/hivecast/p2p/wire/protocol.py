@@ -62,6 +62,7 @@ class PeerWire:
         self.fast = False
         self.extended = False
         self.remote_peer_id: bytes | None = None
+        self.handshake: m.Handshake | None = None
         self.am_choking = True
         self.am_interested = False
         self.peer_choking = True
@@ -111,7 +112,8 @@ class PeerWire:
             self.extended = bool(reserved[m.EXT_BYTE] & m.EXT_BIT & self._local_reserved[m.EXT_BYTE])
             self.remote_peer_id = peer_id
             self.state = State.OPEN
-            self._events.append(m.Handshake(reserved, info_hash, peer_id))
+            self.handshake = m.Handshake(reserved, info_hash, peer_id)
+            self._events.append(self.handshake)
             pos = m.HANDSHAKE_LENGTH
         n = len(buf)
         limit = self.limits.max_message

@@ -165,7 +165,7 @@ async def closed_by_peer(reader: asyncio.StreamReader) -> bool:
     return True
 
 
-@pytest.mark.parametrize("attack", ["oversized", "flood", "out-of-range", "garbage-after-handshake"])
+@pytest.mark.parametrize("attack", ["oversized", "flood", "out-of-range", "garbage-after-handshake", "unrequested"])
 async def test_hostile_peers_are_dropped_and_banned(tmp_path: Path, attack: str) -> None:
     d = make_content(tmp_path / "src", "v", 200_000)
     data = await create_torrent(d, piece_length=16384)
@@ -181,6 +181,10 @@ async def test_hostile_peers_are_dropped_and_banned(tmp_path: Path, attack: str)
             await writer.drain()
             await asyncio.sleep(0.2)  # unchoked at once: a slot is free
             writer.write(b"".join(m.request(m.REQUEST, i % 12, (i // 12) * 16, 16) for i in range(6000)))
+        elif attack == "unrequested":
+            block = os.urandom(16384)
+            for i in range(300):  # 4.8 MB nobody asked for
+                writer.write(m.piece_header(i % 12, 0, len(block)) + block)
         elif attack == "out-of-range":
             writer.write(m.have(10_000))
         else:

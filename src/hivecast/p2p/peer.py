@@ -37,6 +37,8 @@ class Peer:
         self.listen_port: int | None = address[1] if outgoing else None
         self.connected_at = time.monotonic()
         self.outstanding: dict[tuple[int, int], int] = {}
+        # Blocks we stopped waiting for (cancel, choke, timeout): they may still arrive, late.
+        self.cancelled: dict[tuple[int, int], None] = {}
         self.raw_bitfield: bytes | None = None
         self.downloaded = 0
         self.uploaded = 0
@@ -218,11 +220,19 @@ class Peer:
                 self.waiting_since = time.monotonic()
             self.wire.request(index, begin, length)
 
+    def forget(self, key: tuple[int, int]) -> None:
+        """Stop waiting for a block; if it still comes it is late, not unasked-for."""
+        self.outstanding.pop(key, None)
+        self.cancelled[key] = None
+        if len(self.cancelled) > 4096:
+            del self.cancelled[next(iter(self.cancelled))]
+
     def drop_outstanding(self) -> None:
         t = self.torrent
         if t.picker is not None:
             t.picker.cancel_peer(self)
-        self.outstanding.clear()
+        for key in list(self.outstanding):
+            self.forget(key)
         self.waiting_since = None
 
     def check_stalled(self, now: float, timeout: float) -> bool:
@@ -238,6 +248,8 @@ class Peer:
     async def on_piece(self, ev: m.Piece) -> None:
         t = self.torrent
         length = self.outstanding.pop((ev.index, ev.begin), None)
+        if length is None and self.cancelled.pop((ev.index, ev.begin), 0) is None:
+            return  # a block we cancelled, arriving late: normal in endgame
         if length is None or length != len(ev.block) or t.picker is None:
             # Late (after a cancel/endgame) is normal; megabytes nobody asked for is abuse.
             self.unrequested += len(ev.block)

@@ -495,7 +495,7 @@ class Torrent:
         for other in self.peers.values():
             for (i, b), length in list(other.outstanding.items()):
                 if i == index:
-                    del other.outstanding[(i, b)]
+                    other.forget((i, b))
                     other.wire.cancel(i, b, length)
         self._verifying.add(index)
         data = self.buffers.pop(index)

@@ -359,3 +359,25 @@ async def test_peer_sitting_on_requests_loses_them(tmp_path: Path) -> None:
         await client.close()
         await good.close()
         server.close()
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+async def test_our_client_uses_the_nodes_web_seed(node_factory: NodeFactory, tmp_path: Path, hybrid: bool) -> None:
+    """No peer at all: every piece comes over HTTP ranges from the node's /vod/ URLs (BEP 19)."""
+    node = await node_factory("serve", p2p={"bt_port": 0, "tracker_udp_port": 0, "hybrid": hybrid,
+                                            "piece_length": 32768})
+    d = node.settings.media_dir / "vod" / "w1"
+    (d / "hls").mkdir(parents=True)
+    (d / "video.mp4").write_bytes(os.urandom(300_001))
+    (d / "hls" / "seg0.ts").write_bytes(os.urandom(50_000))
+    sub = node.bus.subscribe("torrent.created")
+    node.bus.publish("vod.packaged", {"id": "w1", "dir": str(d), "files": ["video.mp4", "hls/seg0.ts"]})
+    async with asyncio.timeout(20):
+        await sub.get()
+    meta = parse_torrent((d / "w1.torrent").read_bytes())
+    only_web = tmp_path / "web.torrent"
+    only_web.write_bytes(encode_torrent(meta.info.raw, web_seeds=list(meta.url_list)))
+    t = await download(str(only_web), tmp_path / "dl", timeout=60)
+    assert t.web_downloaded == meta.info.total_length  # piece space (pad zeros are made, not fetched)
+    for rel in ("video.mp4", "hls/seg0.ts"):
+        assert (tmp_path / "dl" / "w1" / rel).read_bytes() == (d / rel).read_bytes()

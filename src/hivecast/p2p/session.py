@@ -24,7 +24,7 @@ from typing import Any
 from hivecast.net import Connection, ConnectionLimits, NetError, TcpServer, connect, open_udp
 from hivecast.p2p import choker
 from hivecast.p2p.bitfield import Bitfield
-from hivecast.p2p.errors import MetainfoError, PeerProtocolError, TrackerError
+from hivecast.p2p.errors import MetainfoError, P2PError, PeerProtocolError, TrackerError
 from hivecast.p2p.httpclient import http_get
 from hivecast.p2p.metainfo import InfoDict, Metainfo, parse_info
 from hivecast.p2p.peer import Peer
@@ -32,6 +32,7 @@ from hivecast.p2p.picker import PiecePicker
 from hivecast.p2p.storage import Storage
 from hivecast.p2p.tracker import http as tracker_http
 from hivecast.p2p.tracker import udp as tracker_udp
+from hivecast.p2p.webseed import WebSeed
 from hivecast.p2p.wire import messages as m
 from hivecast.p2p.wire.protocol import PeerWire, WireLimits
 
@@ -166,11 +167,14 @@ class Torrent:
         self, *, info_hash: bytes, base_dir: Path, info: InfoDict | None = None, trackers: list[str] | None = None,
         peers: list[tuple[str, int]] | None = None, seed_only: bool = False, trust_complete: bool = False,
         announce_interval_floor: float = 1.0, on_progress: Callable[[Torrent], None] | None = None,
+        web_seeds: list[str] | None = None,
     ) -> None:
         self.info_hash = info_hash
         self.base_dir = Path(base_dir)
         self.info: InfoDict | None = None
         self.trackers = list(trackers or [])
+        self.web_seeds = [WebSeed(u) for u in web_seeds or [] if u.startswith("http://")]
+        self.web_downloaded = 0
         self.candidates: dict[tuple[str, int], float] = {}
         for p in peers or []:
             self.candidates[p] = 0.0
@@ -187,7 +191,7 @@ class Torrent:
         self.uploaded = 0
         self.downloaded = 0
         self.buffers: dict[int, bytearray] = {}
-        self.contributors: dict[int, dict[int, Peer]] = {}
+        self.contributors: dict[int, dict[int, Peer | WebSeed]] = {}
         self.failed_blocks: dict[int, dict[int, tuple[bytes, Any]]] = {}
         self.hash_failures = 0
         self.metadata_size: int | None = None
@@ -205,7 +209,9 @@ class Torrent:
     @classmethod
     def from_metainfo(cls, meta: Metainfo, base_dir: Path, **kw: Any) -> Torrent:
         trackers = list(kw.pop("trackers", None) or meta.trackers)
-        return cls(info_hash=meta.info.info_hash, base_dir=base_dir, info=meta.info, trackers=trackers, **kw)
+        seeds = list(kw.pop("web_seeds", None) or meta.url_list)
+        return cls(info_hash=meta.info.info_hash, base_dir=base_dir, info=meta.info, trackers=trackers,
+                   web_seeds=seeds, **kw)
 
     # -- metadata --
     def _set_info(self, info: InfoDict) -> None:
@@ -278,6 +284,8 @@ class Torrent:
         self._spawn(self._choke_loop(), "choke")
         if self.trackers:
             self._spawn(self._announce_loop(), "announce")
+        if self.web_seeds and not self.seed_only:
+            self._spawn(self._web_seed_loop(), "webseed")
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=f"torrent-{name}")
@@ -476,8 +484,48 @@ class Torrent:
                 with contextlib.suppress(NetError):
                     p.flush()
 
+    # -- web seeds --
+    def _pieces_for_web_seed(self) -> Bitfield | None:
+        """Missing pieces no connected peer has; all missing ones if no peer is unchoking us."""
+        if self.picker is None or self.have is None or self.have.complete:
+            return None
+        feeding = any(not p.wire.peer_choking and p.wire.am_interested for p in self.peers.values())
+        wanted = Bitfield(self.have.size)
+        for i in self.have.missing():
+            if not feeding or self.picker.availability[i] == 0:
+                wanted.add(i)
+        return wanted if wanted.count else None
+
+    async def _web_seed_loop(self) -> None:
+        await self.metadata_ready.wait()
+        assert self.info is not None and self.storage is not None
+        while not self.completed.is_set():
+            wanted = self._pieces_for_web_seed()
+            now = time.monotonic()
+            seeds = [w for w in self.web_seeds if w.retry_at <= now]
+            if wanted is None or not seeds or self.picker is None:
+                await asyncio.sleep(1.0)
+                continue
+            ws = seeds[0]
+            blocks = self.picker.pick(ws, wanted, max(1, self.info.piece_length // self.picker.block_size))
+            if not blocks:
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                for index, begin, length in blocks:
+                    block = await ws.fetch(self.info, self.storage.layout, index, begin, length)
+                    self.downloaded += length
+                    self.web_downloaded += length
+                    await self.on_block(ws, index, begin, block)
+                ws.failures = 0
+            except (P2PError, OSError) as exc:
+                log.info("%s", exc)
+                self.picker.cancel_peer(ws)
+                ws.failures += 1
+                ws.retry_at = time.monotonic() + min(60.0, 2.0**ws.failures)
+
     # -- data --
-    async def on_block(self, peer: Peer, index: int, begin: int, block: bytes) -> None:
+    async def on_block(self, peer: Peer | WebSeed, index: int, begin: int, block: bytes) -> None:
         picker, info = self.picker, self.info
         assert picker is not None and info is not None
         if self.have is not None and index in self.have:
@@ -536,14 +584,19 @@ class Torrent:
             if self.trackers:
                 self._spawn(self._announce_all("completed"), "announce-done")
 
-    def _piece_failed(self, index: int, data: bytearray, contributors: dict[int, Peer]) -> None:
+    def _piece_failed(self, index: int, data: bytearray, contributors: dict[int, Peer | WebSeed]) -> None:
         assert self.picker is not None
         self.hash_failures += 1
         log.warning("piece %d failed its hash check", index)
         self.picker.piece_failed(index)
         senders = set(contributors.values())
+        if len(senders) == 1 and isinstance(only := next(iter(senders)), WebSeed):
+            only.failures += 1
+            only.retry_at = time.monotonic() + 60.0  # a web seed with wrong bytes: leave it alone a while
+            return
         if len(senders) == 1:
             liar = senders.pop()
+            assert isinstance(liar, Peer)
             liar.ban_reason = "sent a piece that failed its hash"
             self.session.ban(liar, liar.ban_reason)
             liar.closed = True

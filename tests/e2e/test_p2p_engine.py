@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import struct
+import time
 from pathlib import Path
 from urllib.parse import quote_from_bytes
 
@@ -381,3 +382,23 @@ async def test_our_client_uses_the_nodes_web_seed(node_factory: NodeFactory, tmp
     assert t.web_downloaded == meta.info.total_length  # piece space (pad zeros are made, not fetched)
     for rel in ("video.mp4", "hls/seg0.ts"):
         assert (tmp_path / "dl" / "w1" / rel).read_bytes() == (d / rel).read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["udp", "http"])
+async def test_our_client_finds_the_seeder_through_the_nodes_tracker(
+        node_factory: NodeFactory, tmp_path: Path, kind: str) -> None:
+    node = await node_factory("serve", p2p={"bt_port": 0, "tracker_udp_port": 0})
+    d = make_content(node.settings.media_dir / "vod", "u1", 300_000)
+    sub = node.bus.subscribe("torrent.created")
+    node.bus.publish("vod.packaged", {"id": "u1", "dir": str(d), "files": ["video.mp4"]})
+    async with asyncio.timeout(20):
+        await sub.get()
+    meta = parse_torrent((d / "u1.torrent").read_bytes())
+    tracker = next(t for t in meta.trackers if t.startswith(kind))
+    only = tmp_path / "t.torrent"
+    only.write_bytes(encode_torrent(meta.info.raw, announce=[tracker]))  # no web seed, no peers given
+    t = await download(str(only), tmp_path / "dl", timeout=30)
+    assert t.web_downloaded == 0 and t.downloaded >= meta.info.total_length
+    assert (tmp_path / "dl" / "u1" / "video.mp4").read_bytes() == (d / "video.mp4").read_bytes()
+    stats = node.services["torrents"].tracker.scrape([meta.info.info_hash], now=time.monotonic())
+    assert stats[meta.info.info_hash][0] >= 1

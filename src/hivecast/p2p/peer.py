@@ -143,7 +143,9 @@ class Peer:
         elif isinstance(ev, m.Interested):
             t.on_interested(self)
         elif isinstance(ev, m.NotInterested):
-            pass
+            # Its upload slot goes to someone who wants data now, not at the next 10 s round.
+            self.wire.choke()
+            t.fill_upload_slots()
         elif isinstance(ev, m.ExtHandshake):
             if ev.listen_port and not self.outgoing:
                 self.listen_port = ev.listen_port

@@ -421,6 +421,8 @@ class Torrent:
             await runner
         finally:
             self.peers.pop(pid, None)
+            if not peer.wire.am_choking and not self.stopped:
+                self.fill_upload_slots()
             if self.picker is not None:
                 self.picker.cancel_peer(peer)
                 if peer.counted_in_picker and peer.wire.peer_has is not None:
@@ -438,6 +440,16 @@ class Torrent:
             peer.ban_reason = str(exc)
             return
         await peer.run()
+
+    def fill_upload_slots(self) -> None:
+        """Unchoke waiting interested peers into free slots (a peer left or lost interest)."""
+        free = self.session.options.upload_slots - sum(1 for p in self.peers.values() if not p.wire.am_choking)
+        waiting = [p for p in self.peers.values() if p.wire.am_choking and p.wire.peer_interested and not p.closed]
+        random.shuffle(waiting)
+        for p in waiting[: max(0, free)]:
+            p.wire.unchoke()
+            with contextlib.suppress(NetError):
+                p.flush()
 
     def on_interested(self, peer: Peer) -> None:
         unchoked = sum(1 for p in self.peers.values() if not p.wire.am_choking)

@@ -167,10 +167,19 @@ async def test_tshark_sees_no_malformed_bittorrent(tmp_path: Path) -> None:
         tshark, "-i", "lo", "-w", str(pcap), "-f", f"tcp port {port}", "-q",
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        await asyncio.sleep(1.5)
-        if cap.returncode is not None:
-            err = await cap.stderr.read() if cap.stderr else b""
-            pytest.skip(f"tshark cannot capture here: {err.decode()[-200:]}")
+        assert cap.stderr is not None
+        seen = b""
+        try:
+            async with asyncio.timeout(30):  # traffic starts only once tshark says it captures
+                while b"Capturing on" not in seen:
+                    line = await cap.stderr.readline()
+                    if not line:
+                        break
+                    seen += line
+        except TimeoutError:
+            pass
+        if b"Capturing on" not in seen:
+            pytest.skip(f"tshark cannot capture here: {seen.decode(errors='replace')[-200:]}")
         await sess.add(Torrent.from_metainfo(parse_torrent(data), tmp_path / "src", seed_only=True))
         # Both directions in one capture: libtorrent downloads from us, then we download from it.
         h = add(ses, tmp_path / "lt", ti=torrent_info(data))

@@ -75,7 +75,9 @@ class Session:
         self.options = options or SessionOptions()
         self.peer_id = peer_id or make_peer_id()
         self.torrents: dict[bytes, Torrent] = {}
-        self.banned: set[Any] = set()
+        # Insertion-ordered and capped: a flood of fresh identities cannot grow it without bound.
+        self.banned: dict[Any, None] = {}
+        self.max_bans = 10_000
         limits = ConnectionLimits(
             max_connections=4096, idle_timeout=self.options.idle_timeout, read_buffer=512 * 1024,
             write_buffer_high=1024 * 1024, write_buffer_max=16 * 1024 * 1024,
@@ -112,10 +114,13 @@ class Session:
 
     def ban(self, peer: Peer, reason: str) -> None:
         log.warning("banning peer %s: %s", peer.address, reason)
-        self.banned.add(ban_key(peer.conn.peer[0], peer.wire.remote_peer_id))
-        self.banned.add(ban_key(peer.address[0], peer.wire.remote_peer_id))
+        keys = [ban_key(peer.conn.peer[0], peer.wire.remote_peer_id), ban_key(peer.address[0], peer.wire.remote_peer_id)]
         if peer.listen_port:
-            self.banned.add((peer.address[0], peer.listen_port))
+            keys.append((peer.address[0], peer.listen_port))
+        for key in keys:
+            self.banned[key] = None
+        while len(self.banned) > self.max_bans:
+            del self.banned[next(iter(self.banned))]
 
     def is_banned(self, ip: str, peer_id: bytes | None, port: int | None = None) -> bool:
         return ban_key(ip, peer_id) in self.banned or (port is not None and (ip, port) in self.banned)

@@ -157,7 +157,8 @@ async def test_tshark_sees_no_malformed_bittorrent(tmp_path: Path) -> None:
 
     d = make_files(tmp_path / "src", "cap", {"a.bin": 300_000, "b.bin": 70_000})
     data = await create_torrent(d, piece_length=16384)
-    sess = Session(SessionOptions())
+    # Short choke rounds: choke/unchoke, keep-alives and ut_pex also go through the dissector.
+    sess = Session(SessionOptions(choke_interval=0.3))
     await sess.start()
     pcap = tmp_path / "bt.pcap"
     port = sess.port
@@ -234,3 +235,38 @@ async def test_our_hybrid_torrents_match_libtorrent_and_seed_to_it(tmp_path: Pat
         await assert_same_tree(d, tmp_path / "lt" / "hyb")
     finally:
         await sess.close()
+
+
+async def test_libtorrent_learns_peers_from_our_pex(tmp_path: Path) -> None:
+    """ut_pex (BEP 11): libtorrent can only finish by hearing of our seed from our hub's PEX.
+
+    The hub has no data and never requests any (request queue 0); the seed connects only to the
+    hub. libtorrent is told about the hub alone, so it must take the seed's address from the
+    hub's PEX message to download anything.
+    """
+    from hivecast.p2p.metainfo import create_torrent
+
+    d = make_files(tmp_path / "src", "px", {"a.bin": 200_000})
+    data = await create_torrent(d, piece_length=16384)
+    meta = parse_torrent(data)
+    hub = Session(SessionOptions(choke_interval=0.5, request_queue=0))
+    seed = Session(SessionOptions())
+    await hub.start()
+    await seed.start()
+    try:
+        await hub.add(Torrent.from_metainfo(meta, tmp_path / "hub"))
+        ses = lt_session()
+        h = add(ses, tmp_path / "lt", ti=torrent_info(data))
+        h.connect_peer(("127.0.0.1", hub.port))
+        hub_t = hub.torrents[meta.info.info_hash]
+        async with asyncio.timeout(30):
+            while not any(p.wire.remote_ext.get("ut_pex") for p in hub_t.peers.values()):
+                await asyncio.sleep(0.1)
+        seed_t = await seed.add(Torrent.from_metainfo(meta, tmp_path / "src", seed_only=True))
+        seed_t.connect_peer(("127.0.0.1", hub.port))
+        await wait_seeding(h, what="download from a peer learned by PEX")
+        assert seed_t.uploaded >= meta.info.total_length and hub_t.uploaded == 0
+        await assert_same_tree(d, tmp_path / "lt" / "px")
+    finally:
+        await hub.close()
+        await seed.close()

@@ -57,6 +57,7 @@ class SessionOptions:
     connect_timeout: float = 5.0
     announce_numwant: int = 50
     request_timeout: float = 20.0
+    choke_interval: float = choker.ROUND_SECONDS  # one choke round (and ut_pex message) per interval
     wire: WireLimits = field(default_factory=WireLimits)
 
 
@@ -465,7 +466,7 @@ class Torrent:
     async def _choke_loop(self) -> None:
         rng = random.Random()
         while True:
-            await asyncio.sleep(choker.ROUND_SECONDS)
+            await asyncio.sleep(self.session.options.choke_interval)
             now = time.monotonic()
             stats = []
             for p in self.peers.values():

@@ -250,7 +250,8 @@ class Peer:
     async def on_piece(self, ev: m.Piece) -> None:
         t = self.torrent
         length = self.outstanding.pop((ev.index, ev.begin), None)
-        if length is None and self.cancelled.pop((ev.index, ev.begin), 0) is None:
+        if length is None and (ev.index, ev.begin) in self.cancelled:
+            del self.cancelled[(ev.index, ev.begin)]
             return  # a block we cancelled, arriving late: normal in endgame
         if length is None or length != len(ev.block) or t.picker is None:
             # Late (after a cancel/endgame) is normal; megabytes nobody asked for is abuse.

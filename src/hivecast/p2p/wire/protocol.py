@@ -363,8 +363,10 @@ class PeerWire:
 
     def piece(self, index: int, begin: int, block: bytes | memoryview) -> bool:
         """Queue a block for a request still outstanding; False if it was cancelled meanwhile."""
-        if self.peer_requests.pop((index, begin, len(block)), 0) is not None:
+        key = (index, begin, len(block))
+        if key not in self.peer_requests:
             return False
+        del self.peer_requests[key]
         self._out.append(m.piece_header(index, begin, len(block)))
         self._out.append(block)
         return True

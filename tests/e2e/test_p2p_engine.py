@@ -402,3 +402,37 @@ async def test_our_client_finds_the_seeder_through_the_nodes_tracker(
     assert (tmp_path / "dl" / "u1" / "video.mp4").read_bytes() == (d / "video.mp4").read_bytes()
     stats = node.services["torrents"].tracker.scrape([meta.info.info_hash], now=time.monotonic())
     assert stats[meta.info.info_hash][0] >= 1
+
+
+async def test_liar_among_honest_peers_is_found_and_banned(tmp_path: Path) -> None:
+    """Good and bad blocks mixed in one piece: the piece is fetched again and, once it passes, the
+    peer whose block differed from the good data is banned (smart ban) - or at once if it alone
+    sent a failed piece. Nothing bad ever lands on disk."""
+    d = make_content(tmp_path / "src", "v", 1_000_000)
+    data = await create_torrent(d, piece_length=32768)
+    meta = parse_torrent(data)
+    good, _ = await seeder(tmp_path / "src", data)
+    evil, evil_t = await seeder(tmp_path / "src", data)
+    assert evil_t.storage is not None
+    real_read = evil_t.storage.read
+
+    def corrupt(index: int, begin: int, length: int) -> bytes:
+        block = bytearray(real_read(index, begin, length))
+        block[0] ^= 0xFF  # the first byte of every piece it serves is wrong
+        return bytes(block)
+
+    evil_t.storage.read = corrupt  # type: ignore[method-assign]
+    client = Session(SessionOptions(request_queue=4))
+    await client.start()
+    try:
+        t = await client.add(Torrent.from_metainfo(meta, tmp_path / "out",
+                                                   peers=[("127.0.0.1", evil.port), ("127.0.0.1", good.port)]))
+        async with asyncio.timeout(60):
+            await t.completed.wait()
+        assert t.hash_failures >= 1
+        assert client.is_banned("127.0.0.1", evil.peer_id, evil.port)
+        assert not client.is_banned("127.0.0.1", good.peer_id, good.port)
+        assert (tmp_path / "out" / "v" / "video.mp4").read_bytes() == (d / "video.mp4").read_bytes()
+    finally:
+        for s in (client, good, evil):
+            await s.close()

@@ -85,13 +85,20 @@ async def test_libtorrent_downloads_packaged_video(node_factory: NodeFactory, tm
     assert st.total_wanted == meta.info.total_length
 
 
-async def test_libtorrent_resolves_our_magnet_by_ut_metadata(node_factory: NodeFactory, tmp_path: Path) -> None:
+@pytest.mark.parametrize("link", ["bare+connect_peer", "node-magnet"])
+async def test_libtorrent_resolves_our_magnet_by_ut_metadata(
+        node_factory: NodeFactory, tmp_path: Path, link: str) -> None:
     node = await node_factory("serve", **P2P_FLAGS)
     d, meta = await packaged_video(node)
-    magnet = f"magnet:?xt=urn:btih:{meta.info.info_hash.hex()}&dn=vid42"
     ses = lt_session()
-    h = add(ses, tmp_path / "lt", magnet=magnet)
-    h.connect_peer(("127.0.0.1", node.services["bt_port"]))
+    if link == "node-magnet":
+        # The link the API hands out: trackers (HTTP, UDP) and the web seed; no peer given.
+        magnet = node.services["torrents"].info("vid42")["magnet"]
+        h = add(ses, tmp_path / "lt", magnet=magnet)
+    else:
+        magnet = f"magnet:?xt=urn:btih:{meta.info.info_hash.hex()}&dn=vid42"
+        h = add(ses, tmp_path / "lt", magnet=magnet)
+        h.connect_peer(("127.0.0.1", node.services["bt_port"]))
     await wait_seeding(h, what="magnet")
     await assert_same_tree(d, tmp_path / "lt" / "vid42")
 

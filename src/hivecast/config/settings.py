@@ -242,6 +242,13 @@ class DhtSettings(Section):
                 raise ValueError(f"{item!r} is not host:port")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
 
 class Settings(Section):
     role: Role = "serve"

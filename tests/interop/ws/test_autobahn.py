@@ -86,7 +86,7 @@ async def test_fuzzingclient_against_our_server(node_factory: Any, tmp_path: Pat
         runs.append({**spec, "outdir": "reports-compression", "cases": CI_COMPRESSION_CASES, "exclude-cases": []})
     for i, s in enumerate(runs):
         (tmp_path / f"spec{i}.json").write_text(json.dumps(s))
-        await run_wstest([exe, "-m", "fuzzingclient", "-s", f"spec{i}.json"], tmp_path, 3600 if FULL else 240)
+        await run_wstest([exe, "-m", "fuzzingclient", "-s", f"spec{i}.json"], tmp_path, 10800 if FULL else 240)
         judge(json.loads((tmp_path / s["outdir"] / "index.json").read_text()),
               "server" if i == 0 else "server-compression")
 
@@ -125,9 +125,9 @@ async def test_fuzzingserver_against_our_client(tmp_path: Path) -> None:
                     await asyncio.sleep(0.3)
             count = int(await ws.recv())
             await ws.wait_closed()
-        async with asyncio.timeout(3600 if FULL else 240):
+        async with asyncio.timeout(10800 if FULL else 240):
             for case in range(1, count + 1):
-                async with asyncio.timeout(120):
+                async with asyncio.timeout(900 if FULL else 120):
                     await drive_client_case(base, case)
             ws = await connect(f"{base}/updateReports?agent=hivecast", options=Options(ping_interval=None))
             await ws.wait_closed()

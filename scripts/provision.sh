@@ -7,7 +7,9 @@ log() { echo "provision: $*" >&2; }
 
 debs=(ffmpeg tshark
   # RTSP: gst-rtsp-server is the third-party RTSP source in tests/interop and the peer of bench/rtsp_fanout.py
-  python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav)
+  python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
+  # HLS/DASH: hls.js and dash.js play our playlists in Debian's Chromium (tests/interop/media/test_browser.py)
+  chromium)
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   missing=()
   for pkg in "${debs[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
@@ -20,5 +22,19 @@ if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   fi
 else
   log "not root: skipping Debian packages (${debs[*]}); tests needing them skip unless already installed"
+fi
+# HLS/DASH players for the browser interop test, from npm into a cache outside the work tree.
+players="${XDG_CACHE_HOME:-$HOME/.cache}/hivecast-peers/npm"
+if ! command -v npm >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends npm >/dev/null 2>&1 \
+    || log "could not install npm; the browser playback test will skip"
+fi
+if command -v npm >/dev/null 2>&1; then
+  if [[ ! -f "$players/node_modules/hls.js/dist/hls.min.js" || ! -f "$players/node_modules/dashjs/dist/dash.all.min.js" ]]; then
+    log "installing hls.js and dashjs from npm"
+    mkdir -p "$players"
+    npm install --silent --no-audit --no-fund --prefix "$players" hls.js@1 dashjs@4 >/dev/null 2>&1 \
+      || log "could not install hls.js/dashjs; the browser playback test will skip"
+  fi
 fi
 exit 0

@@ -79,6 +79,9 @@ class FragmentMuxer:
             stream = out.add_stream_from_template(self.template)
             if self.time_base is not None:
                 stream.time_base = self.time_base
+            if stream.codec_context.name in ("hevc", "libx265"):
+                # hvc1 (parameter sets in the sample entry) is what Apple's players require.
+                stream.codec_context.codec_tag = "hvc1"
             for packet in packets:
                 packet.stream = stream
                 out.mux(packet)

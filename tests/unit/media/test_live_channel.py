@@ -69,6 +69,7 @@ def test_channel_packages_segments_parts_and_restarts(tmp_path: Path) -> None:
     assert len(complete) == 3 and pl.media_sequence == 2  # window of 3; segment 1 slid out
     assert all(abs(s.duration - 2.0) < 0.05 for s in complete)
     assert "INDEPENDENT=YES" in text and "#EXT-X-PRELOAD-HINT" in text
+    assert all(p.duration <= 0.5 + 1e-6 for seg in pl.segments for p in seg.parts)
     assert not (tmp_path / "v0" / "seg-1.m4s").exists()  # past retention: deleted
     # Each segment is its parts back to back, and the timeline is continuous.
     seg2 = (tmp_path / "v0" / "seg-2.m4s").read_bytes()

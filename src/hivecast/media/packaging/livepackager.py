@@ -226,7 +226,10 @@ class Channel:
         else:
             cut = track.segment is None or (t >= self.video_cut_time - 1e-6
                                             and track.segment_start < self.video_cut_time - 1e-6)
-        part_due = bool(track.pending) and t - track.part_start >= self.settings.part_seconds - 1e-6
+        # A part closes before the unit that would take it past the part target: parts never
+        # exceed PART-TARGET (RFC 8216bis 4.4.4.9), at 25 fps they hold 12 frames (0.48 s) of 0.5.
+        part_end = t + duration / au.timebase
+        part_due = bool(track.pending) and part_end - track.part_start > self.settings.part_seconds + 1e-6
         if (cut or part_due) and track.pending:
             changed |= self._flush_part(track)
         if cut:

@@ -75,8 +75,11 @@ async def play_in_browser(page_url: str, sources: list[tuple[str, str]], seconds
                 page = await browser.new_page()
                 await page.goto(f"{page_url}?kind={kind}&src={src}")
                 try:
+                    # Played: frames decoded for `seconds` of 30 fps video, and audio decoded.
                     await page.wait_for_function(
-                        f"() => window.errors.length > 0 || document.getElementById('v').currentTime > {seconds}",
+                        "() => { const v = document.getElementById('v'); return window.errors.length > 0 || "
+                        f"(v.getVideoPlaybackQuality().totalVideoFrames > {int(seconds * 30)} "
+                        "&& v.webkitAudioDecodedByteCount > 0); }",
                         timeout=45_000)
                 except Exception as exc:
                     state: Any = await page.evaluate("() => ({t: document.getElementById('v').currentTime, e: window.errors})")
@@ -84,9 +87,11 @@ async def play_in_browser(page_url: str, sources: list[tuple[str, str]], seconds
                 state = await page.evaluate(
                     "() => { const v = document.getElementById('v'); return {errors: window.errors, "
                     "t: v.currentTime, w: v.videoWidth, frames: v.getVideoPlaybackQuality().totalVideoFrames, "
+                    "buffered: Array.from({length: v.buffered.length}, (_, i) => [v.buffered.start(i), v.buffered.end(i)]), "
+                    "ready: v.readyState, "
                     "audio: v.webkitAudioDecodedByteCount}; }")
                 assert state["errors"] == [], (kind, src, state)
-                assert state["w"] > 0 and state["frames"] > 0 and state["audio"] > 0, (kind, src, state)
+                assert state["w"] > 0 and state["frames"] > 0 and state["audio"] > 0, f"{kind} {src} {state}"
                 await page.close()
         finally:
             await browser.close()

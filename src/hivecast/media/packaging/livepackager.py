@@ -383,7 +383,7 @@ class Channel:
         _write_atomic(self.root / "manifest.mpd", dash.mpd(p, self.timing()))
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
+def _write_bytes(path: Path, data: bytes | memoryview) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)

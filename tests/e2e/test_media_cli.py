@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -21,11 +22,15 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*HIVECAST, *args], cwd=cwd, env=env(), capture_output=True, text=True, timeout=120)
 
 
-async def test_package_then_play(node_factory: NodeFactory, ffmpeg_exe: str, tmp_path: Path) -> None:
-    src = tmp_path / "in.mp4"
+def make_source(ffmpeg_exe: str, src: Path) -> None:
     subprocess.run([ffmpeg_exe, "-v", "error", "-f", "lavfi", "-i", "testsrc2=duration=4:size=320x180:rate=30",
                     "-f", "lavfi", "-i", "sine=duration=4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30",
                     "-c:a", "aac", str(src)], check=True, timeout=60)
+
+
+async def test_package_then_play(node_factory: NodeFactory, ffmpeg_exe: str, tmp_path: Path) -> None:
+    src = tmp_path / "in.mp4"
+    await asyncio.to_thread(make_source, ffmpeg_exe, src)
     node = await node_factory()
     out = node.settings.media_dir / "vod" / "cli"
     done = run(["package", str(src), "-o", str(out), "--ladder", "90p", "--segment-seconds", "2"], tmp_path)
@@ -41,8 +46,6 @@ async def test_package_then_play(node_factory: NodeFactory, ffmpeg_exe: str, tmp
     failed = run(["package", str(bad), "-o", str(tmp_path / "bad")], tmp_path)
     assert failed.returncode == 1 and "not a media file" in failed.stderr
     assert not (tmp_path / "bad").exists()
-
-    import asyncio
 
     played = await asyncio.to_thread(run, ["play", node_url(node, "/vod/cli/manifest.mpd"), "--json", "--rate", "4M"],
                                      tmp_path)

@@ -192,7 +192,7 @@ async def swarm(url: str, readers: int, warmup: float, seconds: float) -> dict[s
 
 
 def swarm_main(args: argparse.Namespace) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     with contextlib.suppress(ImportError):
         import uvloop
@@ -274,22 +274,17 @@ def anchor(ffmpeg: str, url: str) -> subprocess.Popen[bytes]:
                  1, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def ladder_run(name: str, url: str, ladder: list[int], seconds: float, warmup: float, stream_bps: float,
-               server: subprocess.Popen[bytes]) -> int:
-    best = 0
-    for n in ladder:
-        cpu0 = server_cpu(server.pid)
-        t0 = time.monotonic()
-        result = run_swarm(url, n, seconds, warmup)
-        server_load = (server_cpu(server.pid) - cpu0) / (time.monotonic() - t0)
-        ok = (result["connected"] == n and result["loss"] < 0.001 and result["min_bps"] >= 0.95 * stream_bps)
-        print(f"{name:>5} N={n:<5} loss={result['loss'] * 100:.3f}% min={result['min_bps'] / 1e6:.2f} Mbit/s "
-              f"median={result['median_bps'] / 1e6:.2f} connected={result['connected']} server_cpu~{server_load:.2f} "
-              f"swarm_cpu={result['swarm_cpu']} {'ok' if ok else 'FAIL'}", flush=True)
-        if not ok:
-            break
-        best = n
-    return best
+def step(name: str, url: str, n: int, seconds: float, warmup: float, stream_bps: float,
+         server: subprocess.Popen[bytes]) -> bool:
+    cpu0 = server_cpu(server.pid)
+    t0 = time.monotonic()
+    result = run_swarm(url, n, seconds, warmup)
+    server_load = (server_cpu(server.pid) - cpu0) / (time.monotonic() - t0)
+    ok = bool(result["connected"] == n and result["loss"] < 0.001 and result["min_bps"] >= 0.95 * stream_bps)
+    print(f"{name:>5} N={n:<5} loss={result['loss'] * 100:.3f}% min={result['min_bps'] / 1e6:.2f} Mbit/s "
+          f"median={result['median_bps'] / 1e6:.2f} connected={result['connected']} server_cpu~{server_load:.2f} "
+          f"swarm_cpu={result['swarm_cpu']} {'ok' if ok else 'FAIL'}", flush=True)
+    return ok
 
 
 def server_cpu(pid: int) -> float:
@@ -332,48 +327,47 @@ def main() -> None:
     stream_bps = size * 8 / 20.0
     print(f"clip: {stream_bps / 1e6:.2f} Mbit/s (H.264 720p30 + AAC), window {args.seconds}s, ladder {ladder}", flush=True)
     results: dict[str, int] = {}
-    if args.only in (None, "ours"):
-        port = free_port()
-        hivecast = [str(ROOT / ".venv" / "bin" / "hivecast"), "serve", "--host", "127.0.0.1", "--http-port", "0",
-                    "--rtsp-port", str(port), "--open-publish", "--data-dir", str(work / "data"), "--log-level", "warning"]
-        server = spawn(hivecast, 0)
-        pub = None
-        try:
+    procs: list[subprocess.Popen[bytes]] = []
+    servers: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+    try:
+        if args.only in (None, "ours"):
+            port = free_port()
+            hivecast = [str(ROOT / ".venv" / "bin" / "hivecast"), "serve", "--host", "127.0.0.1", "--http-port", "0",
+                        "--rtsp-port", str(port), "--open-publish", "--data-dir", str(work / "data"),
+                        "--log-level", "warning"]
+            server = spawn(hivecast, 0)
+            procs.append(server)
             wait_port(port)
             url = f"rtsp://127.0.0.1:{port}/bench"
-            pub = spawn([ffmpeg, "-v", "error", "-re", "-stream_loop", "-1", "-i", str(clip.with_suffix(".mkv")),
-                         "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", url], 1)
-            time.sleep(3)
-            held = anchor(ffmpeg, url)
-            try:
-                results["ours"] = ladder_run("ours", url, ladder, args.seconds, args.warmup, stream_bps * 0.97, server)
-            finally:
-                stop(held)
-        finally:
-            if pub is not None:
-                stop(pub)
-            stop(server)
-    if args.only in (None, "gst"):
-        port, ts_port = free_port(), free_port(socket.SOCK_DGRAM)
-        server = spawn(["/usr/bin/python3", str(GST_SERVER), str(port), "/bench", str(ts_port)], 0,
-                       stdout=subprocess.DEVNULL)
-        feed = None
-        try:
+            procs.append(spawn([ffmpeg, "-v", "error", "-re", "-stream_loop", "-1", "-i", str(clip.with_suffix(".mkv")),
+                                "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", url], 1))
+            servers["ours"] = (url, server)
+        if args.only in (None, "gst"):
+            port, ts_port = free_port(), free_port(socket.SOCK_DGRAM)
+            server = spawn(["/usr/bin/python3", str(GST_SERVER), str(port), "/bench", str(ts_port)], 0,
+                           stdout=subprocess.DEVNULL)
+            procs.append(server)
             wait_port(port)
-            feed = spawn([ffmpeg, "-v", "error", "-re", "-stream_loop", "-1", "-i", str(clip), "-c", "copy",
-                          "-f", "mpegts", f"udp://127.0.0.1:{ts_port}?pkt_size=1316"], 1)
-            time.sleep(3)
-            url = f"rtsp://127.0.0.1:{port}/bench"
-            held = anchor(ffmpeg, url)
-            time.sleep(3)
-            try:
-                results["gst"] = ladder_run("gst", url, ladder, args.seconds, args.warmup, stream_bps * 0.97, server)
-            finally:
-                stop(held)
-        finally:
-            if feed is not None:
-                stop(feed)
-            stop(server)
+            procs.append(spawn([ffmpeg, "-v", "error", "-re", "-stream_loop", "-1", "-i", str(clip), "-c", "copy",
+                                "-f", "mpegts", f"udp://127.0.0.1:{ts_port}?pkt_size=1316"], 1))
+            servers["gst"] = (f"rtsp://127.0.0.1:{port}/bench", server)
+        time.sleep(3)
+        for url, _ in servers.values():
+            procs.append(anchor(ffmpeg, url))
+        time.sleep(3)
+        # Interleave the servers at each N so both meet the same background load.
+        alive = dict(servers)
+        for n in ladder:
+            for name, (url, server) in list(alive.items()):
+                if step(name, url, n, args.seconds, args.warmup, stream_bps * 0.97, server):
+                    results[name] = n
+                else:
+                    del alive[name]
+            if not alive:
+                break
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
     print(json.dumps(results))
     if results.get("gst"):
         print(f"largest N under 0.1% loss on one core: ours {results.get('ours')} / gst-rtsp-server "

@@ -10,8 +10,8 @@ Who uses it:
   with `stream.add_sink(callback)` for zero-copy fan-out (the callback must not block).
 
 Forms of the payload (`AccessUnit.data`):
-- H.264: Annex-B byte stream, every NAL unit prefixed by a 4-byte start code 00 00 00 01; a
-  keyframe access unit carries SPS and PPS in band before the IDR slice.
+- H.264 and H.265: Annex-B byte stream, every NAL unit prefixed by a 4-byte start code 00 00 00 01;
+  a keyframe access unit carries its parameter sets (H.265: VPS too) in band before the slice.
 - AAC: one raw AAC frame (no ADTS header); the AudioSpecificConfig is `TrackInfo.config`.
 Timestamps `pts`/`dts` count ticks of `timebase` per second (90000 for video, the sample rate for
 audio). They start near zero when the stream goes live and only increase (dts).
@@ -68,13 +68,14 @@ class TrackInfo:
     id: int
     codec: Codec
     clock_rate: int
-    # H.264: SPS and PPS without start codes; AAC: AudioSpecificConfig, sample rate and channels.
+    # H.264/H.265: parameter sets without start codes; AAC: AudioSpecificConfig, sample rate and channels.
     sps: bytes = b""
     pps: bytes = b""
     config: bytes = b""
     channels: int = 0
     width: int = 0
     height: int = 0
+    vps: bytes = b""  # H.265 only
 
     @property
     def kind(self) -> Literal["video", "audio"]:

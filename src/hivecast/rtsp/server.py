@@ -23,7 +23,15 @@ from hivecast.media.live import LiveRegistry, Publisher, StreamBusyError, TrackI
 from hivecast.net import Connection, ConnectionLimits, NetError, TcpServer, UdpEndpoint, open_udp
 from hivecast.rtp import MalformedPacket, is_rtcp
 from hivecast.rtp.rtcp import Bye, parse_compound
-from hivecast.rtsp.auth import request_key, split_track, stream_name
+from hivecast.rtsp.auth import (
+    REALM,
+    NonceIssuer,
+    digest_ok,
+    parse_digest,
+    request_key,
+    split_track,
+    stream_name,
+)
 from hivecast.rtsp.describe import AnnouncedTrack, control_for, describe, tracks_from_sdp
 from hivecast.rtsp.errors import (
     Forbidden,
@@ -56,6 +64,9 @@ from hivecast.rtsp.transport import TransportSpec, parse_transport
 log = logging.getLogger(__name__)
 
 Authorize = Callable[[str, str | None], Awaitable[bool]]
+LocalKey = Callable[[str], str | None]  # the configured key of a stream, when known here (enables Digest)
+PLAYING_TCP_READ_TIMEOUT = 86_400.0
+MAX_SESSIONS_PER_CONNECTION = 16
 PUBLIC = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, PAUSE, RECORD, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 
 
@@ -93,11 +104,14 @@ class ServerSession:
 
 class RtspServer:
     def __init__(self, registry: LiveRegistry, *, host: str, port: int, settings: RtspSettings,
-                 authorize: Authorize, limits: ConnectionLimits | None = None) -> None:
+                 authorize: Authorize, limits: ConnectionLimits | None = None,
+                 local_key: LocalKey | None = None) -> None:
         self.registry = registry
         self.settings = settings
         self.host = host
         self._authorize = authorize
+        self._local_key = local_key
+        self._nonces = NonceIssuer()
         self._tcp = TcpServer(self._handle, host=host, port=port, name="rtsp",
                               limits=limits or ConnectionLimits(idle_timeout=settings.session_timeout))
         self.rtp: UdpEndpoint | None = None
@@ -111,8 +125,8 @@ class RtspServer:
         # kernel, so a full socket drops that datagram (counted) instead of queueing in user space,
         # where one burst would hold back every reader behind a shared buffer.
         self._rtp_send_sock: socket.socket | None = None
-        self.udp_send_drops = 0
         self.protocol_errors = 0
+        self._last_bytes: dict[str, tuple[int, float]] = {}
         self.requests = 0
 
     # --- life cycle ------------------------------------------------------------------------
@@ -156,17 +170,6 @@ class RtspServer:
                 raise UnsupportedTransport(f"rtp_port {requested} must be even")
         raise RuntimeError("could not find a free UDP port pair for RTP/RTCP")
 
-    def _udp_send(self, data: bytes, addr: tuple[str, int]) -> None:
-        sock = self._rtp_send_sock
-        if sock is None:
-            return
-        try:
-            sock.sendto(data, addr)
-        except BlockingIOError:
-            self.udp_send_drops += 1
-        except OSError:
-            pass  # e.g. ICMP-reported errors: the session timeout handles a vanished reader
-
     async def close(self) -> None:
         if self._tick_task is not None:
             self._tick_task.cancel()
@@ -191,7 +194,8 @@ class RtspServer:
             while True:
                 timeout: float | None = self.settings.request_timeout
                 if any(_streams_over_tcp(s) for s in ctx.sessions.values()):
-                    timeout = None  # a dead TCP reader shows as a full socket: the write deadline ends it
+                    # A dead TCP reader shows as a full socket, and the write deadline ends it.
+                    timeout = PLAYING_TCP_READ_TIMEOUT
                 elif ctx.sessions:
                     timeout = self.settings.session_timeout
                 data = await conn.read(65536, timeout=timeout)
@@ -233,7 +237,11 @@ class RtspServer:
             log.debug("rtsp %s %s %s: %d %s", ctx.conn.peer, req.method, req.uri, exc.status, exc)
             response = Response(exc.status)
             if isinstance(exc, Unauthorized):
-                response.headers["WWW-Authenticate"] = 'Basic realm="hivecast"'
+                # Digest only where this server knows the key itself; Basic and ?key= always work.
+                if self._local_key is not None and self._local_key(stream_name(req.uri)) is not None:
+                    nonce = self._nonces.issue(time.time())
+                    response.headers.add("WWW-Authenticate", f'Digest realm="{REALM}", nonce="{nonce}"')
+                response.headers.add("WWW-Authenticate", f'Basic realm="{REALM}"')
         for k, v in response.headers:
             headers.add(k, v)
         response.headers = headers
@@ -258,6 +266,8 @@ class RtspServer:
     def _new_session(self, ctx: ConnContext, name: str, kind: str) -> ServerSession:
         if len(self.sessions) >= self.settings.max_sessions:
             raise RtspError("too many sessions", status=503)
+        if len(ctx.sessions) >= MAX_SESSIONS_PER_CONNECTION:
+            raise RtspError("too many sessions on one connection", status=453)
         session = ServerSession(new_session_id(), ctx, name, kind=kind)
         self.sessions[session.id] = session
         ctx.sessions[session.id] = session
@@ -298,9 +308,14 @@ class RtspServer:
         except SdpError as exc:
             raise RtspError(f"bad session description: {exc}", status=400) from None
         if not any(t.info is not None for t in announced):
-            raise RtspError("no supported track (H.264 or AAC) in the description", status=415)
+            raise RtspError("no supported track (H.264, H.265, AAC or Opus) in the description", status=415)
         key = request_key(req)
-        if not await self._authorize(name, key):
+        digest = parse_digest(req.headers.get("Authorization"))
+        local = self._local_key(name) if self._local_key is not None else None
+        if digest is not None and local is not None:
+            if not digest_ok(digest, req.method, local, self._nonces, time.time()):
+                raise Unauthorized("wrong stream key (digest)")
+        elif not await self._authorize(name, key):
             if key is None:
                 raise Unauthorized("publishing needs the stream key")
             raise Forbidden("wrong stream key")
@@ -405,6 +420,11 @@ class RtspServer:
                                                           replace=self.settings.replace_publisher)
             except StreamBusyError:
                 raise StreamBusy(f"stream {session.name!r} already has a publisher") from None
+            # Replacing (rtsp.replace_publisher): the previous publisher's session ends here.
+            for other in [s for s in self.sessions.values()
+                          if s is not session and s.kind == "record" and s.name == session.name and s.publisher]:
+                other.publisher = None
+                self._close_session(other, "replaced by a new publisher", abort=True)
             for info in tracks:
                 session.receivers[info.id] = TrackReceiver(info, session.clock, reorder=not session.tcp)
             stream = session.publisher.stream
@@ -436,7 +456,12 @@ class RtspServer:
                             for rt in session.reader_tracks.values())
         if not was_playing:
             reader = session.reader
-            ctx.after_response.append(lambda: relay.add_reader(reader))
+
+            def start_reader() -> None:
+                if not session.closed and session.state == State.PLAYING:
+                    relay.add_reader(reader)
+
+            ctx.after_response.append(start_reader)
         return Response(200, Headers([("Range", "npt=0.000-"), ("RTP-Info", rtp_info),
                                       ("Session", self._session_header(session))]))
 
@@ -449,7 +474,7 @@ class RtspServer:
 
         return RelayReader(
             session.id, session.reader_tracks,
-            udp_send=self._udp_send,
+            udp_sock=self._rtp_send_sock,
             tcp=session.ctx.conn.transport if session.tcp else None,
             max_buffer=self.settings.reader_buffer_bytes, write_timeout=self.settings.write_timeout,
             on_stuck=stuck, send_rtcp=send_rtcp)
@@ -615,11 +640,18 @@ class RtspServer:
                 for rt, sr in session.reader.sender_reports(wall):
                     self._send_rtcp(session, rt.channel + 1, rt.udp_rtcp, sr)
                 per_stream.setdefault(session.name, {}).setdefault("readers", []).append(session.reader.qos(mono))
-        for name, figures in per_stream.items():
-            readers = figures.pop("readers", [])
+        # Every live stream reports once a tick, whoever publishes it (RTSP, pull, demo).
+        seen: dict[str, tuple[int, float]] = {}
+        for name in self.registry.names():
             stream = self.registry.get(name)
             if stream is None:
                 continue
+            figures = per_stream.get(name, {})
+            readers = figures.get("readers", [])
+            last = self._last_bytes.get(name)
+            seen[name] = (stream.bytes, mono)
+            if "bitrate_bps" not in figures and last is not None and mono > last[1] and stream.bytes >= last[0]:
+                stream.qos["bitrate_bps"] = round((stream.bytes - last[0]) * 8 / (mono - last[1]))
             summary = {
                 "rtsp_readers": len(readers),
                 "reader_loss_max": max((r["loss"] for r in readers), default=0.0),
@@ -628,7 +660,9 @@ class RtspServer:
             }
             stream.qos.update(summary)
             stream.qos["rtsp_reader_sessions"] = readers[:100]
-            self.registry.report_qos(name, {**summary, "bitrate_bps": stream.qos.get("bitrate_bps", 0)})
+            self.registry.report_qos(name, {**summary, "readers": stream.readers,
+                                            "bitrate_bps": stream.qos.get("bitrate_bps", 0)})
+        self._last_bytes = seen
 
     def reader_qos(self, name: str) -> list[dict[str, Any]]:
         """Per-reader QoS of a stream (loss, jitter, RTT from their RRs; bitrate and drops from us)."""

@@ -154,7 +154,8 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
 
             # Our ABR client plays the live presentation too (HLS and DASH).
             for manifest in ("index.m3u8", "manifest.mpd"):
-                report = await play(base + manifest, max_media_seconds=3.0)
+                async with asyncio.timeout(60):
+                    report = await play(base + manifest, max_media_seconds=3.0)
                 assert report.played >= 2.0 and report.segments, (manifest, report.summary())
 
             if low_latency:

@@ -36,6 +36,7 @@ from hivecast.media.packaging.h264 import SpsError, sps_size
 from hivecast.media.packaging.ladder import parse_ladder
 from hivecast.media.packaging.livetranscode import LADDER_TRACK_BASE, LiveLadder
 from hivecast.media.packaging.model import Part, Presentation, Rendition, Segment
+from hivecast.media.packaging.tap import StreamTap
 
 if TYPE_CHECKING:
     from hivecast.config.settings import PackagingSettings
@@ -120,6 +121,8 @@ class _TrackState:
     segment_bytes: bytearray = field(default_factory=bytearray)
     part_start: float = 0.0
     segment_start: float = 0.0  # channel media time (s) of the open segment's first sample
+    discontinuity: bool = False  # the next segment follows a publisher restart
+    broken: bool = False  # the muxer refused this track's media: it is skipped from then on
 
 
 class Channel:
@@ -141,14 +144,12 @@ class Channel:
         self.availability_start = 0.0
         self.next_number = 1
         self.video_cut_time = 0.0  # channel media time where the open video segment started
-        self.pending_discontinuity = False
         self.removed: list[list[Path]] = []  # files of segments that left the window, oldest first
         self.recordings: list[Recording] = []
 
     # -- generations --------------------------------------------------------------------------
     def begin(self, tracks: list[Any], ladder: list[Any] | None = None) -> None:
         if self.generation:
-            self.pending_discontinuity = True
             self.base = self.end
         self.generation += 1
         self.presentation.ended = False
@@ -168,7 +169,8 @@ class Channel:
             r = old.get(rid) or Rendition(rid, info.kind, "", 90000, "init.mp4", playlist_uri=f"{rid}/index.m3u8",
                                           segment_pattern="seg-$Number$.m4s")
             (self.root / rid).mkdir(parents=True, exist_ok=True)
-            self.tracks[info.id] = _TrackState(r, info, init_uri=f"init-{self.generation}.mp4")
+            self.tracks[info.id] = _TrackState(r, info, init_uri=f"init-{self.generation}.mp4",
+                                               discontinuity=self.generation > 1 and bool(r.segments))
         self.presentation.renditions = [t.rendition for t in self.tracks.values()]
 
     @property
@@ -182,7 +184,7 @@ class Channel:
     def push(self, au: Any) -> bool:
         """Take one access unit; True when something new was published."""
         track = self.tracks.get(au.track)
-        if track is None:
+        if track is None or track.broken:
             return False
         if self.origin < 0:
             if track is not self.video and self.video is not None:
@@ -221,10 +223,15 @@ class Channel:
                                    or t - track.segment_start >= self.settings.segment_seconds - 0.02)
             if cut and track is self.video:
                 self.video_cut_time = t
+        elif self.video is None:  # audio-only stream: cut on time alone
+            cut = track.segment is None or t - track.segment_start >= self.settings.segment_seconds - 0.02
         else:
             cut = track.segment is None or (t >= self.video_cut_time - 1e-6
                                             and track.segment_start < self.video_cut_time - 1e-6)
-        part_due = bool(track.pending) and t - track.part_start >= self.settings.part_seconds - 1e-6
+        # A part closes before the unit that would take it past the part target: parts never
+        # exceed PART-TARGET (RFC 8216bis 4.4.4.9), at 25 fps they hold 12 frames (0.48 s) of 0.5.
+        part_end = t + duration / au.timebase
+        part_due = bool(track.pending) and part_end - track.part_start > self.settings.part_seconds + 1e-6
         if (cut or part_due) and track.pending:
             changed |= self._flush_part(track)
         if cut:
@@ -239,7 +246,8 @@ class Channel:
         r = track.rendition
         number = self._number_for(track)
         seg = Segment(number, 0, 0, r.segment_uri(number), complete=False, init_uri=track.init_uri,
-                      program_date_time=self.wall0 + t, discontinuity=self.pending_discontinuity and bool(r.segments))
+                      program_date_time=self.wall0 + t, discontinuity=track.discontinuity)
+        track.discontinuity = False
         track.segment_start = t
         track.segment = seg
         track.segment_bytes = bytearray()
@@ -279,8 +287,14 @@ class Channel:
         if track.segment is None or not self._ensure_muxer(track, items[0][0]):
             return False
         assert track.muxer is not None
-        packets = [self._packet(au, d) for au, d in items]
-        frag = track.muxer.mux(packets)
+        try:
+            frag = track.muxer.mux([self._packet(au, d) for au, d in items])
+        except (av.error.FFmpegError, ValueError) as exc:  # BoxError is a ValueError
+            # Media the muxer cannot take (e.g. a stream without usable parameter sets): give the
+            # track up rather than fail every part, and say so once.
+            log.warning("%s: stopped packaging %s: %s", self.name, track.rendition.id, exc)
+            track.broken = True
+            return False
         r = track.rendition
         rdir = self.root / r.id
         if track.muxer.init is not None and not (rdir / track.init_uri).exists():
@@ -356,13 +370,6 @@ class Channel:
         self.presentation.ended = True
         for t in self.tracks.values():
             t.rendition.preload_hint = None
-        self.pending_discontinuity = False
-
-    def mark_discontinuity_done(self) -> None:
-        if self.pending_discontinuity and all(
-            t.rendition.segments and t.rendition.segments[-1].discontinuity for t in self.tracks.values()
-        ):
-            self.pending_discontinuity = False
 
     # -- output ------------------------------------------------------------------------------
     def timing(self) -> dash.LiveTiming:
@@ -384,7 +391,7 @@ class Channel:
         _write_atomic(self.root / "manifest.mpd", dash.mpd(p, self.timing()))
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
+def _write_bytes(path: Path, data: bytes | memoryview) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -486,12 +493,10 @@ class LivePackager:
         node = self._node
         assert node is not None
         registry = node.services["live_registry"]
-        try:
-            reader = registry.subscribe(channel.name, maxlen=2048)
-        except Exception as exc:
-            log.warning("cannot package %s: %s", channel.name, exc)
-            return
         stream = registry.get(channel.name)
+        if stream is None or stream.state != "live":
+            return
+        reader = StreamTap(stream, maxlen=2048)
         tracks = list(stream.tracks) if stream is not None else []
         ladder = self._ladder(channel.name, tracks)
         channel.begin(tracks, ladder.tracks(*self._source_size(tracks)) if ladder is not None else None)
@@ -512,7 +517,6 @@ class LivePackager:
                     log.warning("%s: dropped an access unit: %s", channel.name, exc)
                     continue
                 if changed:
-                    channel.mark_discontinuity_done()
                     await self._publish(channel)
         finally:
             reader.close()
@@ -601,7 +605,10 @@ class LivePackager:
         """Feed the ladder from its own reader, off the event loop; a slow ladder loses GOPs, not the source."""
         assert self._node is not None
         registry = self._node.services["live_registry"]
-        reader = registry.subscribe(channel.name, maxlen=256)
+        stream = registry.get(channel.name)
+        if stream is None:
+            return
+        reader = StreamTap(stream, maxlen=256)
         generation = channel.generation
         try:
             while channel.generation == generation:

@@ -1,6 +1,7 @@
 """The node component for RTMP: the RTMP server, HTTP-FLV at /live/NAME.flv, push relays, metrics.
 
-Publishes `rtmp_server`, `rtmp_port`, `rtmp_fanout` and `rtmp_relays` in `node.services`. It uses
+Publishes `rtmp_server`, `rtmp_port`, `rtmp_fanout` and `rtmp_relays` (push relays and pull
+sources from `[rtmp] push` / `[rtmp] pull`, each with `status()`) in `node.services`. It uses
 the node's `live_registry` (creating it when the RTSP component is absent) and the publish rules
 of the contracts: `--open-publish`, else `node.services["publish_authorizer"]`, else the configured
 keys (`[rtmp] publish_keys`, then `[rtsp] publish_keys`).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import ssl
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
@@ -21,9 +23,10 @@ from prometheus_client import Gauge
 from hivecast.http import StaticFiles
 from hivecast.media import LiveRegistry
 from hivecast.net.errors import AddressInUse
+from hivecast.node.node import StartupError
 from hivecast.rtmp.fanout import FanoutManager, FanoutSettings
 from hivecast.rtmp.httpflv import HttpFlv, live_dispatcher
-from hivecast.rtmp.server import RtmpServer
+from hivecast.rtmp.server import RtmpServer, tls_context
 
 if TYPE_CHECKING:
     from hivecast.node.node import Node
@@ -89,9 +92,16 @@ class RtmpComponent:
         node.router.prefix("/live/", live_dispatcher(flv, fallback))
         if not cfg.enabled:
             return
+        tls = None
+        if cfg.tls_cert is not None and cfg.tls_key is not None:
+            try:
+                tls = tls_context(str(cfg.tls_cert), str(cfg.tls_key))
+            except (OSError, ssl.SSLError) as exc:
+                raise StartupError(f"rtmp: cannot load the RTMPS certificate or key: {exc}") from None
         self.server = RtmpServer(registry, self.fanout, host=settings.host, port=cfg.port, settings=cfg,
                                  authorize=self.authorize_publish, resolve_key=self.resolve_key,
-                                 limits=settings.limits.connection_limits(), bus=node.bus)
+                                 limits=settings.limits.connection_limits(), bus=node.bus,
+                                 tls=tls, tls_port=cfg.tls_port)
         try:
             await self.server.start()
         except AddressInUse as exc:
@@ -104,10 +114,16 @@ class RtmpComponent:
         if self.server is not None:
             node.services["rtmp_server"] = self.server
             node.services["rtmp_port"] = self.server.port
+            if self.server.tls_port is not None:
+                node.services["rtmps_port"] = self.server.tls_port
             log.info("rtmp listening on %s:%d", settings.host, self.server.port)
         self._metrics(node, flv)
-        from hivecast.rtmp.relay import PushRelay
+        from hivecast.rtmp.relay import PullSource, PushRelay
 
+        for name, url in cfg.pull.items():
+            pull = PullSource(registry, name, url, retry_min=cfg.relay_retry_min, retry_max=cfg.relay_retry_max)
+            pull.start()
+            self.relays.append(pull)
         for name, targets in cfg.push.items():
             for url in targets:
                 relay = PushRelay(registry, name, url, retry_min=cfg.relay_retry_min, retry_max=cfg.relay_retry_max)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs
 from hivecast.config.settings import RtmpSettings
 from hivecast.media import LiveRegistry, Publisher, StreamBusyError
 from hivecast.net import Connection, ConnectionLimits, NetError, TcpServer
+from hivecast.net.errors import translate_os_error
 from hivecast.rtmp.chunk import AUDIO, VIDEO
 from hivecast.rtmp.errors import FlvError, RtmpError
 from hivecast.rtmp.fanout import FanoutManager, RtmpHubReader
@@ -83,7 +85,8 @@ class _Playing:
 class RtmpServer:
     def __init__(self, registry: LiveRegistry, fanout: FanoutManager, *, host: str, port: int,
                  settings: RtmpSettings, authorize: Authorize, resolve_key: KeyResolver | None = None,
-                 limits: ConnectionLimits | None = None, bus: Any = None) -> None:
+                 limits: ConnectionLimits | None = None, bus: Any = None,
+                 tls: ssl.SSLContext | None = None, tls_port: int = 1936) -> None:
         self.registry = registry
         self.fanout = fanout
         self.settings = settings
@@ -100,6 +103,8 @@ class RtmpServer:
                                             max_message_size=settings.max_message_size,
                                             max_streams=settings.max_streams_per_connection)
         self._tcp = TcpServer(self._handle, host=host, port=port, limits=self.limits, name="rtmp")
+        self._tls = (TlsTcpServer(self._handle, host=host, port=tls_port, limits=self.limits, name="rtmps",
+                                  ssl_context=tls) if tls is not None else None)
         self.publishers = 0
         self.players = 0
         self.bytes_received = 0
@@ -111,13 +116,25 @@ class RtmpServer:
         return self._tcp.port
 
     @property
+    def tls_port(self) -> int | None:
+        return self._tls.port if self._tls is not None else None
+
+    @property
     def connections(self) -> int:
-        return self._tcp.active_connections
+        return self._tcp.active_connections + (self._tls.active_connections if self._tls is not None else 0)
 
     async def start(self) -> None:
         await self._tcp.start()
+        if self._tls is not None:
+            try:
+                await self._tls.start()
+            except BaseException:
+                await self._tcp.close(grace=0.1)
+                raise
 
     async def close(self, grace: float = 1.0) -> None:
+        if self._tls is not None:
+            await self._tls.close(grace=grace)
         await self._tcp.close(grace=grace)
 
     # -- one connection ------------------------------------------------------------------------
@@ -346,6 +363,28 @@ class RtmpServer:
         reader.on_end = ended
         playing[sid] = _Playing(sid, name, reader)
         self.players += 1
+
+
+class TlsTcpServer(TcpServer):
+    """RTMPS: the same connection handler behind TLS (the foundation's TcpServer listens in clear)."""
+
+    def __init__(self, handler: Any, *, ssl_context: ssl.SSLContext, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._ssl = ssl_context
+
+    async def start(self) -> None:
+        try:
+            self._server = await asyncio.start_server(
+                self._accept, self.host, self.requested_port, limit=self.limits.read_buffer, reuse_address=True,
+                backlog=1024, ssl=self._ssl, ssl_handshake_timeout=10.0)
+        except OSError as exc:
+            raise translate_os_error(exc, (self.host, self.requested_port), action="rtmps listen") from None
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
 
 
 def _fresh(old: FlvToUnits) -> FlvToUnits:

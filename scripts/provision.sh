@@ -5,7 +5,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 log() { echo "provision: $*" >&2; }
 
-debs=(ffmpeg tshark nginx-light libnginx-mod-rtmp)
+debs=(ffmpeg tshark
+  # RTSP: gst-rtsp-server is the third-party RTSP source in tests/interop and the peer of bench/rtsp_fanout.py
+  python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
+  # RTMP: nginx-rtmp is a push-relay target in tests/interop and the peer of bench/rtmp_fanout.py
+  nginx-light libnginx-mod-rtmp)
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   missing=()
   for pkg in "${debs[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done

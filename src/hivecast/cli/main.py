@@ -15,6 +15,7 @@ from hivecast import __version__
 
 COMMAND_MODULES = [
     "hivecast.cli.node_commands",
+    "hivecast.rtsp.cli",
     "hivecast.rtmp.cli",
 ]
 

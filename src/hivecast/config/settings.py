@@ -88,12 +88,12 @@ class RtspSettings(Section):
     rtp_port: Port = 0  # UDP port for RTP (RTCP on rtp_port + 1); 0 picks a free even/odd pair
     session_timeout: Seconds = 60.0  # a session with no request, RTP or RTCP for this long is closed
     request_timeout: Seconds = 10.0  # a connection without a session must send a request this often
-    max_request_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
-    max_sessions: int = Field(10_000, ge=1)
-    reader_buffer_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)  # unsent bytes per reader before dropping
+    max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_sessions: int = Field(default=10_000, ge=1)
+    reader_buffer_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)  # unsent bytes per reader before dropping
     write_timeout: Seconds = 10.0  # a reader over its buffer for this long is closed
     rtcp_interval: Seconds = 1.0
-    mtu: int = Field(1200, ge=200, le=65000)
+    mtu: int = Field(default=1200, ge=200, le=65000)
     replace_publisher: bool = False  # a second publisher replaces the first instead of being refused
     publish_keys: dict[str, str] = Field(default_factory=dict)  # stream name (or "*") -> key
     pull: dict[str, str] = Field(default_factory=dict)  # stream name -> rtsp:// URL to pull from

@@ -10,8 +10,8 @@ Who uses it:
   with `stream.add_sink(callback)` for zero-copy fan-out (the callback must not block).
 
 Forms of the payload (`AccessUnit.data`):
-- H.264: Annex-B byte stream, every NAL unit prefixed by a 4-byte start code 00 00 00 01; a
-  keyframe access unit carries SPS and PPS in band before the IDR slice.
+- H.264 and H.265: Annex-B byte stream, every NAL unit prefixed by a 4-byte start code 00 00 00 01;
+  a keyframe access unit carries its parameter sets (H.265: VPS too) in band before the slice.
 - AAC: one raw AAC frame (no ADTS header); the AudioSpecificConfig is `TrackInfo.config`.
 Timestamps `pts`/`dts` count ticks of `timebase` per second (90000 for video, the sample rate for
 audio). They start near zero when the stream goes live and only increase (dts).
@@ -68,13 +68,14 @@ class TrackInfo:
     id: int
     codec: Codec
     clock_rate: int
-    # H.264: SPS and PPS without start codes; AAC: AudioSpecificConfig, sample rate and channels.
+    # H.264/H.265: parameter sets without start codes; AAC: AudioSpecificConfig, sample rate and channels.
     sps: bytes = b""
     pps: bytes = b""
     config: bytes = b""
     channels: int = 0
     width: int = 0
     height: int = 0
+    vps: bytes = b""  # H.265 only
 
     @property
     def kind(self) -> Literal["video", "audio"]:
@@ -157,18 +158,17 @@ class LiveReader:
             raise StreamEnded(self.stream.name)
         return None
 
-    async def get(self, timeout: float | None = None) -> AccessUnit:
-        """The next access unit; raises StreamEnded after the publisher left, TimeoutError on timeout."""
-        async with asyncio.timeout(timeout):
-            while True:
-                au = self.get_nowait()
-                if au is not None:
-                    return au
-                self._waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
+    async def get(self) -> AccessUnit:
+        """The next access unit; raises StreamEnded after the publisher left (wrap in asyncio.timeout)."""
+        while True:
+            au = self.get_nowait()
+            if au is not None:
+                return au
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     def close(self) -> None:
         if not self.closed:
@@ -310,13 +310,13 @@ class LiveRegistry:
 
     def publish(self, name: str, tracks: list[TrackInfo], *, source: str = "", replace: bool | None = None) -> Publisher:
         """Go live on `name`; raises StreamBusyError when a publisher holds it (unless replacing)."""
-        stream = self._streams.get(name)
-        if stream is None:
-            stream = self._streams[name] = LiveStream(self, name)
-        if stream.state == "live":
+        current = self._streams.get(name)
+        if current is not None and current.state == "live":
             if not (self.allow_replace if replace is None else replace):
                 raise StreamBusyError(f"stream {name!r} already has a publisher")
-            self._go_offline(stream)
+            self._go_offline(current)
+        # Every publishing session gets a fresh stream object: handles and sinks of the old one go stale.
+        stream = self._streams[name] = LiveStream(self, name)
         stream._generation += 1
         stream.tracks = list(tracks)
         stream.state = "live"

@@ -34,7 +34,7 @@ class RtspComponent:
             node.services["live_registry"] = registry
         self.server = RtspServer(registry, host=settings.host, port=settings.rtsp_port, settings=settings.rtsp,
                                  authorize=self.authorize_publish,
-                                 limits=settings.limits.connection_limits())
+                                 limits=settings.limits.connection_limits(), local_key=self.local_key)
         await self.server.start()
         node.services["rtsp_server"] = self.server
         node.services["rtsp_port"] = self.server.port
@@ -63,6 +63,14 @@ class RtspComponent:
         keys = settings.rtsp.publish_keys
         expected = keys.get(name, keys.get("*"))
         return expected is not None and key is not None and hmac.compare_digest(expected, key)
+
+    def local_key(self, name: str) -> str | None:
+        """The configured key of a stream when this node decides alone (no external authorizer)."""
+        assert self._node is not None
+        if self._node.settings.open_publish or self._node.services.get("publish_authorizer") is not None:
+            return None
+        keys = self._node.settings.rtsp.publish_keys
+        return keys.get(name, keys.get("*"))
 
     async def stop(self) -> None:
         for extra in reversed(self._extras):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 
 from hivecast.media.live import TrackInfo
@@ -20,6 +22,7 @@ from hivecast.rtsp.sdp import MediaDescription, SessionDescription
 
 VIDEO_PT = 96
 AUDIO_PT = 97
+OPUS_PT = 111
 
 
 def control_for(track_id: int) -> str:
@@ -39,6 +42,18 @@ def describe(tracks: list[TrackInfo], *, name: str = "hivecast", origin_ip: str 
             sd.media.append(MediaDescription("video", 0, "RTP/AVP", [str(VIDEO_PT)], [
                 ("rtpmap", f"{VIDEO_PT} H264/90000"), ("fmtp", f"{VIDEO_PT} {fmtp}"),
                 ("control", control_for(t.id))]))
+        elif t.codec == "h265":
+            sprops = "; ".join(f"sprop-{k}={base64.b64encode(v).decode()}"
+                               for k, v in (("vps", t.vps), ("sps", t.sps), ("pps", t.pps)) if v)
+            attrs: list[tuple[str, str | None]] = [("rtpmap", f"{VIDEO_PT} H265/90000")]
+            if sprops:
+                attrs.append(("fmtp", f"{VIDEO_PT} {sprops}"))
+            attrs.append(("control", control_for(t.id)))
+            sd.media.append(MediaDescription("video", 0, "RTP/AVP", [str(VIDEO_PT)], attrs))
+        elif t.codec == "opus":
+            sd.media.append(MediaDescription("audio", 0, "RTP/AVP", [str(OPUS_PT)], [
+                ("rtpmap", f"{OPUS_PT} opus/48000/2"),
+                ("fmtp", f"{OPUS_PT} sprop-stereo={1 if t.channels == 2 else 0}"), ("control", control_for(t.id))]))
         elif t.codec == "aac":
             sd.media.append(MediaDescription("audio", 0, "RTP/AVP", [str(AUDIO_PT)], [
                 ("rtpmap", f"{AUDIO_PT} MPEG4-GENERIC/{t.clock_rate}/{t.channels or 2}"),
@@ -77,6 +92,12 @@ def tracks_from_sdp(sd: SessionDescription) -> list[AnnouncedTrack]:
                     elif ps and ps[0] & 0x1F == NAL_PPS:
                         pps = ps
                 info = TrackInfo(index, "h264", rate, sps=sps, pps=pps)
+            elif m.media == "video" and encoding == "H265":
+                vps, sps, pps = (_b64(fmtp.get(f"sprop-{k}", "")) for k in ("vps", "sps", "pps"))
+                info = TrackInfo(index, "h265", rate, sps=sps, pps=pps, vps=vps)
+            elif m.media == "audio" and encoding == "OPUS" and rate == 48000:
+                stereo = fmtp.get("sprop-stereo", fmtp.get("stereo", "")) == "1"
+                info = TrackInfo(index, "opus", 48000, channels=2 if stereo or channels == 2 else 1)
             elif m.media == "audio" and encoding == "MPEG4-GENERIC" and fmtp.get("mode", "").lower() == "aac-hbr":
                 config = bytes.fromhex(fmtp.get("config", ""))
                 asc = AudioSpecificConfig.parse(config)
@@ -85,3 +106,11 @@ def tracks_from_sdp(sd: SessionDescription) -> list[AnnouncedTrack]:
             info = None
         out.append(AnnouncedTrack(index, m.control, pt, info))
     return out
+
+
+def _b64(value: str) -> bytes:
+    value = value.strip().split(",")[0]
+    try:
+        return base64.b64decode(value + "=" * (-len(value) % 4)) if value else b""
+    except (binascii.Error, ValueError):
+        raise PayloadError("bad base64 parameter set") from None

@@ -5,10 +5,13 @@ Used by the server for ANNOUNCE/RECORD publishers and by the client when it pull
 
 from __future__ import annotations
 
+import heapq
+
 from hivecast.media.live import AccessUnit, TrackInfo
-from hivecast.rtp import MalformedPacket, PayloadError, ReceiverStats, RtpPacket
+from hivecast.rtp import MalformedPacket, PayloadError, ReceiverStats, RtpPacket, h265, opus
 from hivecast.rtp.aac import AacDepacketizer
 from hivecast.rtp.h264 import NAL_PPS, NAL_SPS, H264Depacketizer, annexb_join, nal_type
+from hivecast.rtp.h265 import H265Depacketizer
 from hivecast.rtp.jitterbuffer import JitterBuffer
 from hivecast.rtp.rtcp import ReceiverReport, RtcpPacket, SdesChunk, SenderReport, SourceDescription
 
@@ -25,6 +28,37 @@ class StreamClock:
         return now - self.start
 
 
+class DtsEstimator:
+    """Decode timestamps for video whose RTP timestamps are presentation times (B-frames reorder them).
+
+    RTP carries only pts. With a reorder depth of at most `depth` frames, the n-th decode timestamp
+    is the n-th smallest pts, known once `depth` more frames have arrived; so dts[n] is the smallest
+    pts not yet used, popped once more than `depth` are waiting. That keeps dts strictly increasing
+    and never above pts, for streams with and without B-frames, at no added latency. The first
+    `depth` frames get dts just below the first pts; everything is shifted up by `depth` ticks so
+    no timestamp is negative.
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self.depth = depth
+        self._heap: list[int] = []
+        self._last: int | None = None
+
+    def push(self, pts: int) -> tuple[int, int]:
+        """(pts, dts) for the next frame in decode order."""
+        heapq.heappush(self._heap, pts)
+        if len(self._heap) > self.depth:
+            dts = heapq.heappop(self._heap)
+        else:
+            dts = self._heap[0] - (self.depth - len(self._heap) + 1)
+        dts = min(dts, pts)
+        if self._last is not None and dts <= self._last:
+            # A stream reordering deeper than `depth` (or repeating timestamps): dts must still grow.
+            dts = self._last + 1
+        self._last = dts
+        return pts + self.depth, dts + self.depth
+
+
 class TrackReceiver:
     def __init__(self, info: TrackInfo, clock: StreamClock, *, reorder: bool = True) -> None:
         self.info = info
@@ -33,10 +67,13 @@ class TrackReceiver:
         self.jitter = JitterBuffer(capacity=256, latency=0.15) if reorder else None
         self._h264 = H264Depacketizer() if info.codec == "h264" else None
         self._aac = AacDepacketizer() if info.codec == "aac" else None
+        self._h265 = H265Depacketizer() if info.codec == "h265" else None
+        self.vps = info.vps
         self._first_ts: int | None = None
         self._last_ext_ts = 0
         self._start_offset = 0
         self.sps, self.pps = info.sps, info.pps
+        self._dts = DtsEstimator()
         self.packets = 0
         self.bytes = 0
         self.errors = 0
@@ -100,9 +137,30 @@ class TrackReceiver:
                     key = au.keyframe
                     if key and NAL_SPS not in types and self.sps and self.pps:
                         nals = [self.sps, self.pps, *nals]  # keyframes carry their parameter sets in band
-                    pts = self._pts(au.timestamp, now)
-                    out.append(AccessUnit(self.info.id, "h264", pts, pts, self.info.clock_rate, key,
+                    pts, dts = self._dts.push(self._pts(au.timestamp, now))
+                    out.append(AccessUnit(self.info.id, "h264", pts, dts, self.info.clock_rate, key,
                                           annexb_join(nals)))
+            elif self._h265 is not None:
+                for au in self._h265.push(pkt.payload, pkt.timestamp, pkt.marker, pkt.sequence_number):
+                    nals = au.nals
+                    for n in nals:
+                        kind = h265.nal_type(n)
+                        if kind == h265.NAL_VPS:
+                            self.vps = n
+                        elif kind == h265.NAL_SPS:
+                            self.sps = n
+                        elif kind == h265.NAL_PPS:
+                            self.pps = n
+                    key = h265.is_keyframe(nals)
+                    if key and not any(h265.nal_type(n) == h265.NAL_SPS for n in nals) and self.sps and self.pps:
+                        nals = [x for x in (self.vps, self.sps, self.pps) if x] + nals
+                    pts, dts = self._dts.push(self._pts(au.timestamp, now))
+                    out.append(AccessUnit(self.info.id, "h265", pts, dts, self.info.clock_rate, key,
+                                          annexb_join(nals)))
+            elif self.info.codec == "opus":
+                pts = self._pts(pkt.timestamp, now)
+                out.append(AccessUnit(self.info.id, "opus", pts, pts, opus.CLOCK_RATE, True,
+                                      opus.depacketize(pkt.payload)))
             elif self._aac is not None:
                 for frame in self._aac.push(pkt.payload, pkt.timestamp, pkt.marker, pkt.sequence_number):
                     pts = self._pts(frame.timestamp, now)

@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hivecast.media.live import AccessUnit, LiveStream, TrackInfo
+from hivecast.rtp import opus
 from hivecast.rtp.aac import AacPacketizer
 from hivecast.rtp.h264 import H264Packetizer, annexb_split
+from hivecast.rtp.h265 import H265Packetizer
 from hivecast.rtp.rtcp import (
     ReceiverReport,
     RtcpPacket,
@@ -29,14 +32,22 @@ from hivecast.rtp.rtcp import (
     ntp_from_unix,
 )
 from hivecast.rtp.stats import round_trip_time
-from hivecast.rtsp.describe import AUDIO_PT, VIDEO_PT
+from hivecast.rtsp.describe import AUDIO_PT, OPUS_PT, VIDEO_PT
 
 log = logging.getLogger(__name__)
 
 RTP_HEADER = struct.Struct("!BBHII")
 TCP_RTP_HEADER = struct.Struct("!BBHBBHII")  # '$', channel, length, then the RTP header
 
-UdpSend = Callable[[bytes, tuple[str, int]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class OutPackets:
+    """One access unit ready for every reader: (second header byte, payload) per packet."""
+
+    items: list[tuple[int, bytes]]
+    size: int
+    timestamp: int
 
 
 @dataclass(slots=True)
@@ -61,7 +72,7 @@ class ReaderTrack:
 
 class RelayReader:
     def __init__(self, session_id: str, tracks: dict[int, ReaderTrack], *,
-                 udp_send: UdpSend | None = None, udp_buffered: Callable[[], int] | None = None,
+                 udp_sock: socket.socket | None = None,
                  tcp: asyncio.WriteTransport | None = None, max_buffer: int = 4 * 1024 * 1024,
                  write_timeout: float = 10.0, on_stuck: Callable[[], None] | None = None,
                  send_rtcp: Callable[[ReaderTrack, bytes], None] | None = None) -> None:
@@ -70,8 +81,8 @@ class RelayReader:
         # Set by the relay: the RTP timestamp of a track at a wall-clock instant (one media clock).
         self.rtp_time: Callable[[int, float], int] | None = None
         self.tracks = tracks
-        self.udp_send = udp_send
-        self.udp_buffered = udp_buffered
+        self.udp_sock = udp_sock
+        self.udp_drops = 0
         self.tcp = tcp
         self.max_buffer = max_buffer
         self.write_timeout = write_timeout
@@ -87,13 +98,14 @@ class RelayReader:
 
     def _buffered(self) -> int:
         if self.tcp is not None:
+            if self.tcp.is_closing():
+                raise ConnectionError("reader's connection is closed")
             return self.tcp.get_write_buffer_size()
-        return self.udp_buffered() if self.udp_buffered is not None else 0
+        return 0  # UDP: the kernel drops for us; nothing queues in user space
 
-    def send(self, rt: ReaderTrack, packets: list[tuple[bytes, bool]], pt: int, ts: int, au: AccessUnit) -> None:
-        video = rt.track.kind == "video"
+    def send(self, rt: ReaderTrack, out: OutPackets, au: AccessUnit) -> None:
         if self.need_keyframe:
-            if not (video and au.keyframe):
+            if not (au.keyframe and rt.track.kind == "video"):
                 self.dropped += 1
                 return
             self.need_keyframe = False
@@ -107,29 +119,36 @@ class RelayReader:
                 self.on_stuck()
             return
         self._over_since = None
-        seq, ssrc = rt.seq, rt.ssrc
-        size = 0
+        seq, ssrc, ts = rt.seq, rt.ssrc, out.timestamp
+        n = len(out.items)
+        # The hot loop: one header pack, one concatenation and one syscall per packet per reader.
         if self.tcp is not None:
-            frames = []
-            for payload, marker in packets:
-                frames.append(TCP_RTP_HEADER.pack(0x24, rt.channel, 12 + len(payload), 0x80,
-                                                  (0x80 if marker else 0) | pt, seq, ts, ssrc) + payload)
-                seq = (seq + 1) & 0xFFFF
-                size += len(payload)
-            self.tcp.writelines(frames)
-        elif self.udp_send is not None and rt.udp_rtp is not None:
-            addr, send = rt.udp_rtp, self.udp_send
-            for payload, marker in packets:
-                send(RTP_HEADER.pack(0x80, (0x80 if marker else 0) | pt, seq, ts, ssrc) + payload, addr)
-                seq = (seq + 1) & 0xFFFF
-                size += len(payload)
-        rt.seq = seq
-        rt.packets += len(packets)
-        rt.octets += size
+            pack, ch = TCP_RTP_HEADER.pack, rt.channel
+            self.tcp.writelines([pack(0x24, ch, 12 + len(payload), 0x80, b1, (seq + i) & 0xFFFF, ts, ssrc) + payload
+                                 for i, (b1, payload) in enumerate(out.items)])
+        elif self.udp_sock is not None and rt.udp_rtp is not None:
+            addr, sendto, pack = rt.udp_rtp, self.udp_sock.sendto, RTP_HEADER.pack
+            try:
+                if seq + n <= 0xFFFF:
+                    for b1, payload in out.items:
+                        sendto(pack(0x80, b1, seq, ts, ssrc) + payload, addr)
+                        seq += 1
+                else:
+                    for b1, payload in out.items:
+                        sendto(pack(0x80, b1, seq & 0xFFFF, ts, ssrc) + payload, addr)
+                        seq += 1
+            except BlockingIOError:
+                self.udp_drops += 1  # socket full: the rest of this access unit is lost to this reader
+            except OSError:
+                pass  # ICMP-reported errors and the like: the session timeout handles a vanished reader
+        rt.seq = (rt.seq + n) & 0xFFFF
+        rt.packets += n
+        rt.octets += out.size
         rt.last_ts = ts
         rt.last_sent = au.arrival or time.monotonic()
-        self.bytes_sent += size + 12 * len(packets)
-        self._rate_bytes += size + 12 * len(packets)
+        wire = out.size + 12 * n
+        self.bytes_sent += wire
+        self._rate_bytes += wire
 
     def sender_reports(self, wall: float, *, initial: bool = False) -> list[tuple[ReaderTrack, bytes]]:
         out = []
@@ -181,6 +200,7 @@ class StreamRelay:
         self.mtu = mtu
         self._h264 = H264Packetizer(mtu)
         self._aac = AacPacketizer(mtu)
+        self._h265 = H265Packetizer(mtu)
         self._offsets = {t.id: random.getrandbits(32) for t in stream.tracks}
         # Wall-clock instant of media time zero, so SRs of every track map to one clock (lip sync).
         self._epoch_wall = time.time() - (time.monotonic() - stream.started_at)
@@ -194,25 +214,42 @@ class StreamRelay:
             self._remove_sink = None
         self.readers.clear()
 
+    def prepare(self, au: AccessUnit) -> OutPackets:
+        packets, pt, ts = self.packetize(au)
+        items = [((0x80 if marker else 0) | pt, payload) for payload, marker in packets]
+        return OutPackets(items, sum(len(p) for _, p in items), ts)
+
     def packetize(self, au: AccessUnit) -> tuple[list[tuple[bytes, bool]], int, int]:
         """(payloads with markers, payload type, RTP timestamp) for one access unit."""
         ts = (au.pts + self._offsets.get(au.track, 0)) & 0xFFFFFFFF
         if au.codec == "h264":
             return self._h264.packetize(annexb_split(au.data)), VIDEO_PT, ts
+        if au.codec == "h265":
+            return self._h265.packetize(annexb_split(au.data)), VIDEO_PT, ts
         if au.codec == "aac":
             return self._aac.packetize(au.data), AUDIO_PT, ts
-        return [], 0, ts
+        return opus.packetize(au.data), OPUS_PT, ts
 
     def on_access_unit(self, au: AccessUnit) -> None:
         if not self.readers or au.track not in self._tracks:
             return
-        packets, pt, ts = self.packetize(au)
-        if not packets:
+        out = self.prepare(au)
+        if not out.items:
             return
         for reader in list(self.readers.values()):
             rt = reader.tracks.get(au.track)
             if rt is not None:
-                reader.send(rt, packets, pt, ts, au)
+                self._send(reader, rt, out, au)
+
+    def _send(self, reader: RelayReader, rt: ReaderTrack, out: OutPackets, au: AccessUnit) -> None:
+        """One reader's failure (a transport closed under us) must never reach the publisher."""
+        try:
+            reader.send(rt, out, au)
+        except Exception as exc:
+            log.debug("relay %s: dropping reader %s: %r", self.stream.name, reader.session_id, exc)
+            self.readers.pop(reader.session_id, None)
+            if reader.on_stuck is not None:
+                reader.on_stuck()
 
     def rtp_time(self, track_id: int, wall: float) -> int:
         track = self._tracks.get(track_id)
@@ -230,10 +267,9 @@ class StreamRelay:
             for rt, sr in reader.sender_reports(time.time(), initial=True):
                 reader.send_rtcp(rt, sr)
         for au in self.stream.gop_snapshot():
-            rt = reader.tracks.get(au.track)
-            if rt is not None:
-                packets, pt, ts = self.packetize(au)
-                reader.send(rt, packets, pt, ts, au)
+            track = reader.tracks.get(au.track)
+            if track is not None:
+                self._send(reader, track, self.prepare(au), au)
 
     def remove_reader(self, session_id: str) -> None:
         self.readers.pop(session_id, None)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,15 @@ from hivecast.media.live import LiveRegistry, Publisher, StreamBusyError, TrackI
 from hivecast.net import Connection, ConnectionLimits, NetError, TcpServer, UdpEndpoint, open_udp
 from hivecast.rtp import MalformedPacket, is_rtcp
 from hivecast.rtp.rtcp import Bye, parse_compound
-from hivecast.rtsp.auth import request_key, split_track, stream_name
+from hivecast.rtsp.auth import (
+    REALM,
+    NonceIssuer,
+    digest_ok,
+    parse_digest,
+    request_key,
+    split_track,
+    stream_name,
+)
 from hivecast.rtsp.describe import AnnouncedTrack, control_for, describe, tracks_from_sdp
 from hivecast.rtsp.errors import (
     Forbidden,
@@ -55,6 +64,9 @@ from hivecast.rtsp.transport import TransportSpec, parse_transport
 log = logging.getLogger(__name__)
 
 Authorize = Callable[[str, str | None], Awaitable[bool]]
+LocalKey = Callable[[str], str | None]  # the configured key of a stream, when known here (enables Digest)
+PLAYING_TCP_READ_TIMEOUT = 86_400.0
+MAX_SESSIONS_PER_CONNECTION = 16
 PUBLIC = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, PAUSE, RECORD, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 
 
@@ -92,11 +104,14 @@ class ServerSession:
 
 class RtspServer:
     def __init__(self, registry: LiveRegistry, *, host: str, port: int, settings: RtspSettings,
-                 authorize: Authorize, limits: ConnectionLimits | None = None) -> None:
+                 authorize: Authorize, limits: ConnectionLimits | None = None,
+                 local_key: LocalKey | None = None) -> None:
         self.registry = registry
         self.settings = settings
         self.host = host
         self._authorize = authorize
+        self._local_key = local_key
+        self._nonces = NonceIssuer()
         self._tcp = TcpServer(self._handle, host=host, port=port, name="rtsp",
                               limits=limits or ConnectionLimits(idle_timeout=settings.session_timeout))
         self.rtp: UdpEndpoint | None = None
@@ -106,6 +121,10 @@ class RtspServer:
         self._udp_rtp_sources: dict[tuple[str, int], tuple[ServerSession, int]] = {}
         self._udp_rtcp_sources: dict[tuple[str, int], tuple[ServerSession, int]] = {}
         self._tick_task: asyncio.Task[None] | None = None
+        # A second handle on the RTP socket for the fan-out: a non-blocking sendto straight to the
+        # kernel, so a full socket drops that datagram (counted) instead of queueing in user space,
+        # where one burst would hold back every reader behind a shared buffer.
+        self._rtp_send_sock: socket.socket | None = None
         self.protocol_errors = 0
         self.requests = 0
 
@@ -136,6 +155,10 @@ class RtspServer:
                 try:
                     self.rtcp = await open_udp(host, port + 1, on_datagram=self._on_rtcp_datagram)
                     self.rtp = rtp
+                    assert rtp.transport is not None
+                    fd = rtp.transport.get_extra_info("socket").fileno()
+                    self._rtp_send_sock = socket.fromfd(fd, socket.AF_INET, socket.SOCK_DGRAM)
+                    self._rtp_send_sock.setblocking(False)
                     return
                 except NetError:
                     if requested:
@@ -157,6 +180,9 @@ class RtspServer:
         for ep in (self.rtp, self.rtcp):
             if ep is not None:
                 ep.close()
+        if self._rtp_send_sock is not None:
+            self._rtp_send_sock.close()
+            self._rtp_send_sock = None
 
     # --- connections -----------------------------------------------------------------------
     async def _handle(self, conn: Connection) -> None:
@@ -165,7 +191,12 @@ class RtspServer:
                                max_body_bytes=self.settings.max_request_bytes)
         try:
             while True:
-                timeout = self.settings.session_timeout if ctx.sessions else self.settings.request_timeout
+                timeout: float | None = self.settings.request_timeout
+                if any(_streams_over_tcp(s) for s in ctx.sessions.values()):
+                    # A dead TCP reader shows as a full socket, and the write deadline ends it.
+                    timeout = PLAYING_TCP_READ_TIMEOUT
+                elif ctx.sessions:
+                    timeout = self.settings.session_timeout
                 data = await conn.read(65536, timeout=timeout)
                 if not data:
                     return
@@ -205,7 +236,11 @@ class RtspServer:
             log.debug("rtsp %s %s %s: %d %s", ctx.conn.peer, req.method, req.uri, exc.status, exc)
             response = Response(exc.status)
             if isinstance(exc, Unauthorized):
-                response.headers["WWW-Authenticate"] = 'Basic realm="hivecast"'
+                # Digest only where this server knows the key itself; Basic and ?key= always work.
+                if self._local_key is not None and self._local_key(stream_name(req.uri)) is not None:
+                    nonce = self._nonces.issue(time.time())
+                    response.headers.add("WWW-Authenticate", f'Digest realm="{REALM}", nonce="{nonce}"')
+                response.headers.add("WWW-Authenticate", f'Basic realm="{REALM}"')
         for k, v in response.headers:
             headers.add(k, v)
         response.headers = headers
@@ -230,6 +265,8 @@ class RtspServer:
     def _new_session(self, ctx: ConnContext, name: str, kind: str) -> ServerSession:
         if len(self.sessions) >= self.settings.max_sessions:
             raise RtspError("too many sessions", status=503)
+        if len(ctx.sessions) >= MAX_SESSIONS_PER_CONNECTION:
+            raise RtspError("too many sessions on one connection", status=453)
         session = ServerSession(new_session_id(), ctx, name, kind=kind)
         self.sessions[session.id] = session
         ctx.sessions[session.id] = session
@@ -270,9 +307,14 @@ class RtspServer:
         except SdpError as exc:
             raise RtspError(f"bad session description: {exc}", status=400) from None
         if not any(t.info is not None for t in announced):
-            raise RtspError("no supported track (H.264 or AAC) in the description", status=415)
+            raise RtspError("no supported track (H.264, H.265, AAC or Opus) in the description", status=415)
         key = request_key(req)
-        if not await self._authorize(name, key):
+        digest = parse_digest(req.headers.get("Authorization"))
+        local = self._local_key(name) if self._local_key is not None else None
+        if digest is not None and local is not None:
+            if not digest_ok(digest, req.method, local, self._nonces, time.time()):
+                raise Unauthorized("wrong stream key (digest)")
+        elif not await self._authorize(name, key):
             if key is None:
                 raise Unauthorized("publishing needs the stream key")
             raise Forbidden("wrong stream key")
@@ -334,7 +376,8 @@ class RtspServer:
         track = None
         for t in session.announced:
             ctl = (t.control or "").rstrip("/").rsplit("/", 1)[-1]
-            if ctl and ctl in (wanted, control):
+            # ffmpeg appends the control after any query string (".../name?key=k/streamid=0").
+            if ctl and (ctl in (wanted, control) or req.uri.rstrip("/").endswith("/" + ctl)):
                 track = t
         if track is None:
             raise StreamNotFound(f"no announced track for {req.uri[:100]!r}")
@@ -379,7 +422,7 @@ class RtspServer:
             for info in tracks:
                 session.receivers[info.id] = TrackReceiver(info, session.clock, reorder=not session.tcp)
             stream = session.publisher.stream
-            stream.extra_readers = lambda s=session.name: self._reader_count(s)
+            self._count_readers(stream.name)
         return Response(200, Headers([("Session", self._session_header(session))]))
 
     async def _on_play(self, ctx: ConnContext, req: Request) -> Response:
@@ -399,24 +442,36 @@ class RtspServer:
             if relay is not None:
                 relay.close()
             relay = self.relays[session.name] = StreamRelay(stream, mtu=self.settings.mtu)
-            stream.extra_readers = lambda s=session.name: self._reader_count(s)
+            self._count_readers(stream.name)
         if session.reader is None:
-            rtp = self.rtp
-            session.reader = RelayReader(
-                session.id, session.reader_tracks,
-                udp_send=rtp.transport.sendto if rtp is not None and rtp.transport is not None else None,
-                udp_buffered=rtp.transport.get_write_buffer_size if rtp is not None and rtp.transport else None,
-                tcp=ctx.conn.transport if session.tcp else None,
-                max_buffer=self.settings.reader_buffer_bytes, write_timeout=self.settings.write_timeout,
-                on_stuck=lambda s=session: self._close_session(s, "reader too slow", abort=True),
-                send_rtcp=lambda rt, data, s=session: self._send_rtcp(s, rt.channel + 1, rt.udp_rtcp, data))
+            session.reader = self._relay_reader(session)
         base = req.uri.split("?", 1)[0].rstrip("/")
         rtp_info = ",".join(f"url={base}/{control_for(rt.track.id)};seq={rt.seq}"
                             for rt in session.reader_tracks.values())
         if not was_playing:
-            ctx.after_response.append(lambda r=relay, reader=session.reader: r.add_reader(reader))
+            reader = session.reader
+
+            def start_reader() -> None:
+                if not session.closed and session.state == State.PLAYING:
+                    relay.add_reader(reader)
+
+            ctx.after_response.append(start_reader)
         return Response(200, Headers([("Range", "npt=0.000-"), ("RTP-Info", rtp_info),
                                       ("Session", self._session_header(session))]))
+
+    def _relay_reader(self, session: ServerSession) -> RelayReader:
+        def stuck() -> None:
+            self._close_session(session, "reader too slow", abort=True)
+
+        def send_rtcp(rt: ReaderTrack, data: bytes) -> None:
+            self._send_rtcp(session, rt.channel + 1, rt.udp_rtcp, data)
+
+        return RelayReader(
+            session.id, session.reader_tracks,
+            udp_sock=self._rtp_send_sock,
+            tcp=session.ctx.conn.transport if session.tcp else None,
+            max_buffer=self.settings.reader_buffer_bytes, write_timeout=self.settings.write_timeout,
+            on_stuck=stuck, send_rtcp=send_rtcp)
 
     async def _on_pause(self, ctx: ConnContext, req: Request) -> Response:
         session = self._session(ctx, req)
@@ -479,6 +534,11 @@ class RtspServer:
             session.publisher.send(au)
 
     # --- sessions --------------------------------------------------------------------------
+    def _count_readers(self, name: str) -> None:
+        stream = self.registry.get(name)
+        if stream is not None:
+            stream.extra_readers = lambda: self._reader_count(name)
+
     def _reader_count(self, name: str) -> int:
         relay = self.relays.get(name)
         return len(relay.readers) if relay is not None else 0
@@ -547,7 +607,7 @@ class RtspServer:
     def tick(self, mono: float, wall: float) -> None:
         timeout = self.settings.session_timeout
         for session in list(self.sessions.values()):
-            if mono - session.last_activity > timeout:
+            if mono - session.last_activity > timeout and not _streams_over_tcp(session):
                 self._close_session(session, "session timeout", abort=True)
         # Streams that went offline under their readers (demo stopped, pulled source lost).
         for name, relay in list(self.relays.items()):
@@ -594,3 +654,7 @@ class RtspServer:
         info = self.registry.info(name) or {}
         return list(info.get("qos", {}).get("rtsp_reader_sessions", []))
 
+
+def _streams_over_tcp(session: ServerSession) -> bool:
+    """A playing TCP session proves it is alive by taking our media; it needs no keep-alive."""
+    return bool(session.tcp) and session.kind == "play" and session.state == State.PLAYING

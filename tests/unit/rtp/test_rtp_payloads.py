@@ -127,3 +127,34 @@ def test_fuzz_h264_round_trip(nals: list[bytes], mtu: int) -> None:
     payloads = H264Packetizer(mtu).packetize(nals)
     aus = [au for seq, (p, m) in enumerate(payloads) for au in dep.push(p, 7, m, seq)]
     assert len(aus) == 1 and aus[0].nals == nals
+
+
+def h265_nal(kind: int, body: bytes) -> bytes:
+    return bytes(((kind << 1) & 0x7E, 0x01)) + body
+
+
+def test_h265_aggregation_fragmentation_round_trip() -> None:
+    from hivecast.rtp import h265
+
+    vps, sps, pps = h265_nal(32, b"\x0c" * 20), h265_nal(33, b"\x01" * 30), h265_nal(34, b"\xc1" * 6)
+    idr = h265_nal(19, bytes(range(256)) * 12)
+    payloads = h265.H265Packetizer(mtu=800).packetize([vps, sps, pps, idr])
+    assert h265.nal_type(payloads[0][0]) == h265.AP
+    assert all(h265.nal_type(p) == h265.FU for p, _ in payloads[1:])
+    assert all(len(p) <= 800 for p, _ in payloads) and payloads[-1][1]
+    dep = h265.H265Depacketizer()
+    aus = [au for seq, (p, m) in enumerate(payloads) for au in dep.push(p, 3000, m, seq)]
+    assert len(aus) == 1 and aus[0].nals == [vps, sps, pps, idr] and h265.is_keyframe(aus[0].nals)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=20))
+def test_fuzz_h265_depacketizer(payloads: list[bytes]) -> None:
+    from hivecast.rtp.h265 import H265Depacketizer
+
+    dep = H265Depacketizer()
+    for i, p in enumerate(payloads):
+        try:
+            dep.push(p, i // 3, i % 3 == 2, i)
+        except PayloadError:
+            pass

@@ -128,3 +128,16 @@ def test_fuzz_transport(text: str) -> None:
         parse_transport(text)
     except UnsupportedTransport:
         pass
+
+
+def test_describe_round_trips_every_codec() -> None:
+    from hivecast.media.live import TrackInfo
+    from hivecast.rtsp.describe import describe, tracks_from_sdp
+
+    tracks = [TrackInfo(0, "h264", 90000, sps=bytes.fromhex("6742c01e95a0"), pps=bytes.fromhex("68ce3c80")),
+              TrackInfo(1, "aac", 48000, config=bytes.fromhex("1190"), channels=2),
+              TrackInfo(2, "h265", 90000, vps=b"\x40\x01\x0c", sps=b"\x42\x01\x01", pps=b"\x44\x01\xc1"),
+              TrackInfo(3, "opus", 48000, channels=2)]
+    back = tracks_from_sdp(SessionDescription.parse(describe(tracks).serialize()))
+    assert [t.info for t in back] == tracks
+    assert [t.control for t in back] == [f"trackID={i}" for i in range(4)]

@@ -1,0 +1,147 @@
+"""H.265 RTP payload format (RFC 7798): single NAL unit, aggregation (AP) and fragmentation (FU) packets.
+
+No DONL fields (sprop-max-don-diff=0, what encoders and ffmpeg send). Access units travel as lists
+of NAL units; the Annex-B helpers of hivecast.rtp.h264 apply unchanged.
+"""
+
+from __future__ import annotations
+
+from hivecast.rtp.errors import PayloadError
+from hivecast.rtp.h264 import MAX_AU_BYTES, MAX_NALS_PER_AU, H264AccessUnit
+
+NAL_VPS = 32
+NAL_SPS = 33
+NAL_PPS = 34
+NAL_AUD = 35
+AP = 48
+FU = 49
+IRAP = range(16, 24)  # BLA, IDR, CRA (and reserved IRAP types): random access points
+
+
+def nal_type(nal: bytes) -> int:
+    return (nal[0] >> 1) & 0x3F if nal else -1
+
+
+def is_keyframe(nals: list[bytes]) -> bool:
+    return any(nal_type(n) in IRAP for n in nals)
+
+
+class H265Packetizer:
+    def __init__(self, mtu: int = 1200) -> None:
+        if mtu < 64:
+            raise ValueError("mtu too small")
+        self.mtu = mtu
+
+    def packetize(self, nals: list[bytes]) -> list[tuple[bytes, bool]]:
+        payloads: list[bytes] = []
+        pending: list[bytes] = []
+
+        def flush() -> None:
+            if len(pending) == 1:
+                payloads.append(pending[0])
+            elif pending:
+                # PayloadHdr of an AP: F bit OR-ed, lowest layer id and TID of the aggregated units (4.4.2).
+                f = max(n[0] & 0x80 for n in pending)
+                layer = min(((n[0] & 1) << 5) | (n[1] >> 3) for n in pending)
+                tid = min(n[1] & 7 for n in pending)
+                header = bytes((f | (AP << 1) | (layer >> 5), ((layer & 0x1F) << 3) | tid))
+                payloads.append(header + b"".join(len(n).to_bytes(2, "big") + n for n in pending))
+            pending.clear()
+
+        size = 2
+        for nal in nals:
+            if len(nal) < 3 or nal_type(nal) == NAL_AUD:
+                continue
+            if len(nal) <= self.mtu:
+                if size + 2 + len(nal) > self.mtu:
+                    flush()
+                    size = 2
+                pending.append(nal)
+                size += 2 + len(nal)
+                continue
+            flush()
+            size = 2
+            kind = nal_type(nal)
+            header = bytes(((nal[0] & 0x81) | (FU << 1), nal[1]))
+            body = memoryview(nal)[2:]
+            chunk = self.mtu - 3
+            for off in range(0, len(body), chunk):
+                fu = kind
+                if off == 0:
+                    fu |= 0x80
+                if off + chunk >= len(body):
+                    fu |= 0x40
+                payloads.append(header + bytes((fu,)) + body[off : off + chunk])
+        flush()
+        return [(p, i == len(payloads) - 1) for i, p in enumerate(payloads)]
+
+
+class H265Depacketizer:
+    def __init__(self) -> None:
+        self._au: H264AccessUnit | None = None
+        self._size = 0
+        self._fu: bytearray | None = None
+        self._last_seq: int | None = None
+        self.dropped_nals = 0
+
+    def push(self, payload: bytes, timestamp: int, marker: bool, seq: int | None = None) -> list[H264AccessUnit]:
+        out: list[H264AccessUnit] = []
+        if seq is not None:
+            if self._last_seq is not None and seq != (self._last_seq + 1) & 0xFFFF and self._fu is not None:
+                self._fu = None
+                self.dropped_nals += 1
+            self._last_seq = seq
+        if self._au is not None and self._au.timestamp != timestamp:
+            out.extend(self._finish())
+        if len(payload) < 3:
+            raise PayloadError("H.265 payload shorter than its header")
+        kind = nal_type(payload)
+        if kind < AP:
+            self._add(timestamp, payload)
+        elif kind == AP:
+            pos = 2
+            while pos < len(payload):
+                if pos + 2 > len(payload):
+                    raise PayloadError("AP size field truncated")
+                size = int.from_bytes(payload[pos : pos + 2], "big")
+                pos += 2
+                if size < 2 or pos + size > len(payload):
+                    raise PayloadError("AP NAL unit truncated")
+                self._add(timestamp, payload[pos : pos + size])
+                pos += size
+        elif kind == FU:
+            fu = payload[2]
+            if fu & 0x80:
+                if self._fu is not None:
+                    self.dropped_nals += 1
+                self._fu = bytearray(((payload[0] & 0x81) | ((fu & 0x3F) << 1), payload[1]))
+                self._fu += payload[3:]
+            elif self._fu is None:
+                self.dropped_nals += 1
+            else:
+                self._fu += payload[3:]
+                if len(self._fu) > MAX_AU_BYTES:
+                    self._fu = None
+                    raise PayloadError("FU NAL unit too large")
+            if fu & 0x40 and self._fu is not None:
+                self._add(timestamp, bytes(self._fu))
+                self._fu = None
+        else:
+            raise PayloadError(f"unsupported H.265 packet type {kind}")
+        if marker:
+            out.extend(self._finish())
+        return out
+
+    def _add(self, timestamp: int, nal: bytes) -> None:
+        if self._au is None:
+            self._au = H264AccessUnit(timestamp)
+            self._size = 0
+        if len(self._au.nals) >= MAX_NALS_PER_AU or self._size + len(nal) > MAX_AU_BYTES:
+            raise PayloadError("access unit too large")
+        self._au.nals.append(nal)
+        self._size += len(nal)
+
+    def _finish(self) -> list[H264AccessUnit]:
+        au, self._au = self._au, None
+        self._fu = None
+        return [au] if au is not None and au.nals else []

@@ -1,0 +1,289 @@
+"""RTSP client (asyncio adapter): play a remote stream over TCP interleaved, and pull it into the registry.
+
+`RtspClient` speaks the methods; `PullSource` keeps one remote stream published locally under a
+name, reconnecting with exponential back-off (with jitter) when the source goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from hivecast.media.live import LiveRegistry, Publisher, StreamBusyError
+from hivecast.net import Connection, NetError, connect
+from hivecast.rtp import is_rtcp
+from hivecast.rtp.rtcp import parse_compound
+from hivecast.rtsp.describe import AnnouncedTrack, tracks_from_sdp
+from hivecast.rtsp.errors import ClientError, ProtocolError
+from hivecast.rtsp.ingest import StreamClock, TrackReceiver
+from hivecast.rtsp.message import (
+    Headers,
+    InterleavedFrame,
+    MessageParser,
+    Request,
+    Response,
+    parse_header_params,
+)
+from hivecast.rtsp.sdp import SessionDescription, resolve_control
+from hivecast.rtsp.transport import TransportSpec, parse_transport
+
+log = logging.getLogger(__name__)
+
+FrameHandler = Callable[[InterleavedFrame], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RtspUrl:
+    host: str
+    port: int
+    url: str  # without credentials
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> RtspUrl:
+        parts = urlsplit(url)
+        if parts.scheme != "rtsp" or not parts.hostname:
+            raise ClientError(f"not an rtsp:// URL: {url[:100]!r}")
+        netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        if parts.port:
+            netloc += f":{parts.port}"
+        clean = urlunsplit(("rtsp", netloc, parts.path, parts.query, ""))
+        user = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password else None
+        return cls(parts.hostname, parts.port or 554, clean, user, password)
+
+
+class RtspClient:
+    def __init__(self, url: str, *, timeout: float = 10.0, on_frame: FrameHandler | None = None,
+                 max_message_bytes: int = 1024 * 1024) -> None:
+        self.target = RtspUrl.parse(url)
+        self.timeout = timeout
+        self.on_frame = on_frame
+        self._parser = MessageParser(max_header_bytes=64 * 1024, max_body_bytes=max_message_bytes)
+        self._conn: Connection | None = None
+        self._cseq = 0
+        self._pending: asyncio.Future[Response] | None = None
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+        self.session: str | None = None
+        self.session_timeout = 60.0
+        self.content_base: str | None = None
+        self.closed = asyncio.Event()
+
+    async def connect(self) -> None:
+        self._conn = await connect(self.target.host, self.target.port, timeout=self.timeout)
+        self._reader = asyncio.get_running_loop().create_task(self._read_loop(), name="rtsp-client-read")
+
+    async def _read_loop(self) -> None:
+        assert self._conn is not None
+        error: Exception = ClientError("connection closed")
+        try:
+            while True:
+                data = await self._conn.read(65536, timeout=max(self.session_timeout * 2, self.timeout))
+                if not data:
+                    break
+                for event in self._parser.feed(data):
+                    if isinstance(event, InterleavedFrame):
+                        if self.on_frame is not None:
+                            self.on_frame(event)
+                    elif isinstance(event, Response) and self._pending is not None and not self._pending.done():
+                        self._pending.set_result(event)
+                    # Requests from the server (rare: OPTIONS keep-alive, ANNOUNCE) are ignored.
+        except (NetError, ProtocolError) as exc:
+            error = ClientError(str(exc))
+        finally:
+            if self._pending is not None and not self._pending.done():
+                self._pending.set_exception(error)
+            self.closed.set()
+
+    async def request(self, method: str, uri: str | None = None, headers: dict[str, str] | None = None,
+                      body: bytes = b"") -> Response:
+        if self._conn is None or self.closed.is_set():
+            raise ClientError("not connected")
+        async with self._lock:
+            self._cseq += 1
+            h = Headers([("CSeq", str(self._cseq)), ("User-Agent", "hivecast")])
+            if self.session is not None:
+                h["Session"] = self.session
+            if self.target.username is not None:
+                creds = f"{self.target.username}:{self.target.password or ''}".encode()
+                h["Authorization"] = "Basic " + base64.b64encode(creds).decode()
+            for k, v in (headers or {}).items():
+                h[k] = v
+            self._pending = asyncio.get_running_loop().create_future()
+            self._conn.write(Request(method, uri or self.target.url, h, body).serialize())
+            try:
+                async with asyncio.timeout(self.timeout):
+                    response = await self._pending
+            except TimeoutError:
+                raise ClientError(f"{method}: no response within {self.timeout} s") from None
+            finally:
+                self._pending = None
+        session = response.headers.get("Session")
+        if session:
+            sid, params = parse_header_params(session)
+            self.session = sid
+            with contextlib.suppress(ValueError):
+                self.session_timeout = float(params.get("timeout", self.session_timeout))
+        return response
+
+    async def checked(self, method: str, uri: str | None = None, headers: dict[str, str] | None = None,
+                      body: bytes = b"") -> Response:
+        response = await self.request(method, uri, headers, body)
+        if response.status != 200:
+            raise ClientError(f"{method} {uri or self.target.url}: {response.status} {response.reason}")
+        return response
+
+    async def describe(self) -> SessionDescription:
+        response = await self.checked("DESCRIBE", headers={"Accept": "application/sdp"})
+        self.content_base = response.headers.get("Content-Base") or response.headers.get("Content-Location")
+        return SessionDescription.parse(response.body)
+
+    def track_url(self, control: str | None) -> str:
+        base = self.content_base or self.target.url
+        return resolve_control(base, control)
+
+    async def setup_tcp(self, control: str | None, channel: int) -> TransportSpec:
+        response = await self.checked("SETUP", self.track_url(control), headers={
+            "Transport": f"RTP/AVP/TCP;unicast;interleaved={channel}-{channel + 1}"})
+        return parse_transport(response.headers.get("Transport") or "RTP/AVP/TCP")[0]
+
+    async def send_frame(self, channel: int, data: bytes) -> None:
+        if self._conn is not None and not self.closed.is_set():
+            self._conn.write(InterleavedFrame(channel, data).serialize())
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            if self.session is not None and not self.closed.is_set():
+                with contextlib.suppress(ClientError, NetError):
+                    async with asyncio.timeout(1.0):
+                        await self.request("TEARDOWN")
+            await self._conn.close(timeout=1.0)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+
+
+class PullSource:
+    """Keep `url` published locally as `name`: DESCRIBE, SETUP (TCP interleaved), PLAY; reconnect on loss."""
+
+    def __init__(self, url: str, name: str, registry: LiveRegistry, *, min_backoff: float = 1.0,
+                 max_backoff: float = 30.0, stall_timeout: float = 10.0) -> None:
+        self.url = url
+        self.name = name
+        self.registry = registry
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.stall_timeout = stall_timeout
+        self._task: asyncio.Task[None] | None = None
+        self.attempts = 0
+        self.connected = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run(), name=f"rtsp-pull-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def run(self) -> None:
+        backoff = self.min_backoff
+        while True:
+            self.attempts += 1
+            started = time.monotonic()
+            try:
+                await self.pull_once()
+            except asyncio.CancelledError:
+                raise
+            except (ClientError, NetError, StreamBusyError, ValueError) as exc:
+                self.last_error = str(exc)
+                log.warning("pull %s from %s: %s", self.name, self.url, exc)
+            except Exception as exc:
+                self.last_error = repr(exc)
+                log.exception("pull %s from %s failed", self.name, self.url)
+            if time.monotonic() - started > 30:
+                backoff = self.min_backoff  # it ran for a while: start backing off afresh
+            delay = backoff * (0.5 + random.random() / 2)
+            backoff = min(self.max_backoff, backoff * 2)
+            await asyncio.sleep(delay)
+
+    async def pull_once(self) -> None:
+        """One connection's worth of pulling; returns or raises when the source is lost."""
+        receivers: dict[int, tuple[TrackReceiver, bool]] = {}  # channel -> (receiver, is_rtcp)
+        publisher: Publisher | None = None
+        last_media = time.monotonic()
+
+        def on_frame(frame: InterleavedFrame) -> None:
+            nonlocal last_media
+            entry = receivers.get(frame.channel)
+            if entry is None or publisher is None:
+                return
+            receiver, rtcp = entry
+            now = time.monotonic()
+            if rtcp or is_rtcp(frame.data):
+                with contextlib.suppress(ValueError):
+                    receiver.on_rtcp(parse_compound(frame.data), now, time.time())
+                return
+            last_media = now
+            for au in receiver.on_rtp(frame.data, now):
+                publisher.send(au)
+
+        client = RtspClient(self.url, on_frame=on_frame)
+        try:
+            await client.connect()
+            sd = await client.describe()
+            tracks: list[AnnouncedTrack] = [t for t in tracks_from_sdp(sd) if t.info is not None]
+            if not tracks:
+                raise ClientError("source has no H.264, H.265 or AAC track")
+            clock = StreamClock()
+            channel = 0
+            for t in tracks:
+                assert t.info is not None
+                spec = await client.setup_tcp(t.control, channel)
+                ch = spec.interleaved[0] if spec.interleaved else channel
+                receiver = TrackReceiver(t.info, clock, reorder=False)
+                receivers[ch] = (receiver, False)
+                receivers[ch + 1] = (receiver, True)
+                channel += 2
+            await client.checked("PLAY", client.content_base or client.target.url, headers={"Range": "npt=0.000-"})
+            publisher = self.registry.publish(self.name, [t.info for t in tracks if t.info is not None],
+                                              source=f"pull {client.target.url}")
+            self.connected += 1
+            log.info("pulling %s into %s", client.target.url, self.name)
+            keepalive = max(1.0, min(client.session_timeout / 2, 20.0))
+            next_keepalive = time.monotonic() + keepalive
+            ssrc = random.getrandbits(32)
+            while not client.closed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await client.closed.wait()
+                now = time.monotonic()
+                if now - last_media > self.stall_timeout:
+                    raise ClientError("source stalled: no media")
+                for ch, (receiver, rtcp) in receivers.items():
+                    if not rtcp:
+                        rr = receiver.receiver_report(ssrc, now)
+                        if rr is not None:
+                            await client.send_frame(ch + 1, rr)
+                        publisher.update_qos(**{f"pull_{receiver.info.codec}": receiver.qos(now)})
+                if now >= next_keepalive:
+                    next_keepalive = now + keepalive
+                    await client.checked("GET_PARAMETER")
+            raise ClientError("source closed the connection")
+        finally:
+            if publisher is not None:
+                publisher.close()
+            await client.close()

@@ -84,6 +84,7 @@ class FlvToUnits:
         self.video_config = b""
         self.audio_config = b""
         self.params: list[bytes] = []  # parameter sets (VPS, SPS, PPS) to put in band on keyframes
+        self.vps = b""
         self.sps = b""
         self.pps = b""
         self.length_size = 4
@@ -124,7 +125,7 @@ class FlvToUnits:
             out.append(TrackInfo(VIDEO_TRACK, "h264" if self.video_codec == "h264" else "h265", VIDEO_CLOCK,
                                  sps=self.sps, pps=self.pps,
                                  config=self.video_config if self.video_codec == "h265" else b"",
-                                 width=width, height=height))
+                                 width=width, height=height, vps=self.vps if self.video_codec == "h265" else b""))
         if self.audio_config and self.audio_codec in ("aac", "opus"):
             out.append(TrackInfo(AUDIO_TRACK, "aac" if self.audio_codec == "aac" else "opus", self.sample_rate,
                                  config=self.audio_config if self.audio_codec == "aac" else b"",
@@ -160,6 +161,7 @@ class FlvToUnits:
                 hevc = flv.parse_hevc_config(pkt.data)
                 self.length_size = hevc.length_size
                 self.params = hevc.vps + hevc.sps + hevc.pps
+                self.vps = hevc.vps[0] if hevc.vps else b""
                 self.sps = hevc.sps[0] if hevc.sps else b""
                 self.pps = hevc.pps[0] if hevc.pps else b""
             return None
@@ -270,9 +272,12 @@ class UnitsToFlv:
                 self._params = (t.sps, t.pps)
                 self.video_header = FlvMessage(VIDEO, 0, flv.video_payload(
                     "h264", keyframe=True, sequence_header=True, data=flv.make_avc_config([t.sps], [t.pps])), True)
-            elif t.codec == "h265" and t.config:
+            elif t.codec == "h265" and (t.config or (t.sps and t.pps)):
+                record = t.config or flv.make_hevc_config([t.vps] if t.vps else [], [t.sps], [t.pps])
+                if t.sps and t.pps:
+                    self._params = tuple(([t.vps] if t.vps else []) + [t.sps, t.pps])
                 self.video_header = FlvMessage(VIDEO, 0, flv.video_payload(
-                    "h265", keyframe=True, sequence_header=True, data=t.config), True)
+                    "h265", keyframe=True, sequence_header=True, data=record), True)
 
     def headers(self) -> list[FlvMessage]:
         return [m for m in (self.video_header, self.audio_header) if m is not None]

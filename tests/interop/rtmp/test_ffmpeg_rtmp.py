@@ -90,11 +90,12 @@ async def test_enhanced_rtmp_hevc(node_factory: NodeFactory) -> None:
     try:
         stream = await wait_live(node, "hevc")
         assert {t.codec for t in stream.tracks} == {"h265", "aac"}
-        (rc1, frames1, err1), (rc2, frames2, err2) = await asyncio.gather(
-            decode(exe, rtmp_url(node, "hevc"), 5), decode(exe, node_url(node, "/live/hevc.flv"), 5))
-        assert rc1 == 0 and not err1, err1
-        assert rc2 == 0 and not err2, err2
-        assert frames1 >= 120 and frames2 >= 120
+        reads = [decode(exe, rtmp_url(node, "hevc"), 5), decode(exe, node_url(node, "/live/hevc.flv"), 5)]
+        if "rtsp_port" in node.services:
+            reads.append(decode(exe, f"rtsp://127.0.0.1:{node.services['rtsp_port']}/hevc", 5, "-rtsp_transport", "tcp"))
+        for rc, frames, err in await asyncio.gather(*reads):
+            assert rc == 0 and not err, err
+            assert frames >= 120
     finally:
         await finish(pub, 30)
 

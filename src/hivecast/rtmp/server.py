@@ -264,7 +264,7 @@ class RtmpServer:
             self._convert(pub, type_id, timestamp, payload, send=False)
             pub.held.append((type_id, timestamp, payload))
             ready = pub.ingest.ready or (len(pub.held) >= MAX_BUFFERED_BEFORE_LIVE // 2
-                                         and bool(pub.ingest.video_config or pub.ingest.audio_config))
+                                         and bool(pub.ingest.video_config or pub.ingest.audio_ready))
             if ready:
                 self._go_live(pub)
             elif len(pub.held) >= MAX_BUFFERED_BEFORE_LIVE:

@@ -115,3 +115,21 @@ async def test_wrong_key_is_refused(node_factory: NodeFactory, ffmpeg_exe: str) 
         assert rc != 0 and "already published" in err  # NetStream.Publish.BadName
     finally:
         await finish(good, 30)
+
+
+async def test_enhanced_rtmp_opus_audio(node_factory: NodeFactory) -> None:
+    exe = _enhanced_ffmpeg()
+    if exe is None:
+        pytest.skip("no ffmpeg with Enhanced RTMP support")
+    node = await node_factory(open_publish=True, rtmp={"port": 0})
+    codec = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "libopus", "-b:a", "48k"]
+    pub = await publish_rtmp(exe, rtmp_url(node, "opus"), 8, codec)
+    try:
+        stream = await wait_live(node, "opus")
+        assert {t.codec for t in stream.tracks} == {"h264", "opus"}
+        for rc, frames, err in await asyncio.gather(decode(exe, rtmp_url(node, "opus"), 4),
+                                                    decode(exe, node_url(node, "/live/opus.flv"), 4)):
+            assert rc == 0 and not err, err
+            assert frames >= 90
+    finally:
+        await finish(pub, 30)

@@ -1,7 +1,8 @@
 """The node component for RTMP: the RTMP server, HTTP-FLV at /live/NAME.flv, push relays, metrics.
 
-Publishes `rtmp_server`, `rtmp_port`, `rtmp_fanout` and `rtmp_relays` (push relays and pull
-sources from `[rtmp] push` / `[rtmp] pull`, each with `status()`) in `node.services`. It uses
+Publishes `rtmp_server`, `rtmp_port` (and `rtmps_port`), `rtmp_fanout` and `rtmp_relays` (a
+`RelayManager`: push relays and pull sources from `[rtmp] push` / `[rtmp] pull`, changeable at run
+time, with a status per target for the API) in `node.services`. It uses
 the node's `live_registry` (creating it when the RTSP component is absent) and the publish rules
 of the contracts: `--open-publish`, else `node.services["publish_authorizer"]`, else the configured
 keys (`[rtmp] publish_keys`, then `[rtsp] publish_keys`).
@@ -26,6 +27,7 @@ from hivecast.net.errors import AddressInUse
 from hivecast.node.node import StartupError
 from hivecast.rtmp.fanout import FanoutManager, FanoutSettings
 from hivecast.rtmp.httpflv import HttpFlv, live_dispatcher
+from hivecast.rtmp.relay import RelayManager
 from hivecast.rtmp.server import RtmpServer, tls_context
 
 if TYPE_CHECKING:
@@ -40,7 +42,7 @@ class RtmpComponent:
     def __init__(self) -> None:
         self.server: RtmpServer | None = None
         self.fanout: FanoutManager | None = None
-        self.relays: list[Any] = []
+        self.relays: RelayManager | None = None
         self._node: Node | None = None
 
     def _keys(self) -> dict[str, str]:
@@ -118,17 +120,12 @@ class RtmpComponent:
                 node.services["rtmps_port"] = self.server.tls_port
             log.info("rtmp listening on %s:%d", settings.host, self.server.port)
         self._metrics(node, flv)
-        from hivecast.rtmp.relay import PullSource, PushRelay
-
+        self.relays = RelayManager(registry, retry_min=cfg.relay_retry_min, retry_max=cfg.relay_retry_max)
         for name, url in cfg.pull.items():
-            pull = PullSource(registry, name, url, retry_min=cfg.relay_retry_min, retry_max=cfg.relay_retry_max)
-            pull.start()
-            self.relays.append(pull)
+            self.relays.add_pull(name, url)
         for name, targets in cfg.push.items():
             for url in targets:
-                relay = PushRelay(registry, name, url, retry_min=cfg.relay_retry_min, retry_max=cfg.relay_retry_max)
-                relay.start()
-                self.relays.append(relay)
+                self.relays.add_push(name, url)
         node.services["rtmp_relays"] = self.relays
 
     def _metrics(self, node: Node, flv: HttpFlv) -> None:
@@ -156,12 +153,9 @@ class RtmpComponent:
               lambda: sum(h.messages for h in fanout.hubs.values()))
 
     async def stop(self) -> None:
-        for relay in self.relays:
-            try:
-                await relay.stop()
-            except Exception:
-                log.exception("stopping %r failed", relay)
-        self.relays.clear()
+        if self.relays is not None:
+            await self.relays.stop()
+            self.relays = None
         if self.server is not None:
             await self.server.close(grace=0.5)
             self.server = None

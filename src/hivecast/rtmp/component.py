@@ -151,6 +151,7 @@ class RtmpComponent:
               lambda: sum(h.figures()["dropped_gops"] for h in fanout.hubs.values()))
         gauge("hivecast_flv_messages", "FLV messages converted (current streams)",
               lambda: sum(h.messages for h in fanout.hubs.values()))
+        reg.register(_StreamCollector(server, fanout))
 
     async def stop(self) -> None:
         if self.relays is not None:
@@ -161,3 +162,35 @@ class RtmpComponent:
             self.server = None
         if self.fanout is not None:
             self.fanout.close()
+
+
+class _StreamCollector:
+    """Per-stream figures for /metrics, read when scraped: publisher side and reader side."""
+
+    def __init__(self, server: RtmpServer | None, fanout: FanoutManager) -> None:
+        self.server = server
+        self.fanout = fanout
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        pub = {k: GaugeMetricFamily(f"hivecast_rtmp_stream_{k}", doc, labels=["stream"]) for k, doc in (
+            ("bitrate_kbps", "Publisher bitrate over the last second"), ("fps", "Publisher video frames per second"),
+            ("frames", "Video frames received from the publisher"), ("bytes", "Media bytes received"))}
+        if self.server is not None:
+            for name, p in list(self.server.live.items()):
+                for key, family in pub.items():
+                    family.add_metric([name], float(p.figures.get(key, 0)))
+        readers = GaugeMetricFamily("hivecast_flv_stream_readers", "RTMP and HTTP-FLV readers", labels=["stream"])
+        dropped = GaugeMetricFamily("hivecast_flv_stream_dropped_gops", "GOPs dropped for slow readers",
+                                    labels=["stream"])
+        for name, hub in list(self.fanout.hubs.items()):
+            figures = hub.figures()
+            readers.add_metric([name], float(figures["readers"]))
+            dropped.add_metric([name], float(figures["dropped_gops"]))
+        yield from pub.values()
+        yield readers
+        yield dropped

@@ -73,6 +73,7 @@ class _Publishing:
     window_bytes: int = 0
     window_frames: int = 0
     window_start: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,6 +111,7 @@ class RtmpServer:
         self.bytes_received = 0
         self.refused = 0
         self.protocol_errors = 0
+        self.live: dict[str, _Publishing] = {}  # stream name -> its RTMP publisher, for per-stream metrics
 
     @property
     def port(self) -> int:
@@ -305,6 +307,7 @@ class RtmpServer:
         except StreamBusyError:
             raise RtmpError(f"stream {pub.name} went live elsewhere first") from None
         self.publishers += 1
+        self.live[pub.name] = pub
         held, pub.held = pub.held, []
         # Replay through a fresh converter so timestamps and parameter sets start clean.
         pub.ingest = _fresh(pub.ingest)
@@ -318,6 +321,7 @@ class RtmpServer:
                    "dropped_frames": 0}
         pub.window_bytes = pub.window_frames = 0
         pub.window_start = now
+        pub.figures = dict(figures)
         if pub.publisher is not None:
             pub.publisher.update_qos(**figures)
             hub = self.fanout.hubs.get(pub.name)
@@ -331,6 +335,8 @@ class RtmpServer:
                 pub.publisher.close()
             self.publishers -= 1
             pub.publisher = None
+            if self.live.get(pub.name) is pub:
+                del self.live[pub.name]
             log.info("rtmp: %s unpublished", pub.name)
 
     async def _play(self, conn: Connection, session: ServerSession, event: PlayRequested,

@@ -8,6 +8,7 @@ from hivecast.node.media import MediaRoutes
 from hivecast.node.node import Node, StartupError
 from hivecast.node.web import ApiAndWeb
 from hivecast.rtmp.component import RtmpComponent
+from hivecast.rtmp.edge import FlvEdge
 from hivecast.rtsp.component import RtspComponent
 
 
@@ -16,6 +17,7 @@ def build_node(settings: Settings) -> Node:
     if settings.role == "edge":
         if settings.origin_url is None:
             raise StartupError("the edge role needs --origin URL (or origin_url in the config)")
+        node.add(FlvEdge())  # HTTP-FLV: one upstream per stream, fanned out to this edge's viewers
         node.add(FrontDoor())
         return node
     node.add(RtspComponent())

@@ -269,18 +269,26 @@ class FlvHub:
         flushed = self.gop[: len(self.gop) - in_gop]
         return [self.metadata, *self.converter.headers(), *flushed]
 
+    def _admit(self, reader: HubReader) -> None:
+        in_gop = sum(1 for m in self.pending if m in self.gop)
+        if self.has_video and len(self.gop) == in_gop:
+            # No cached GOP to start from: skip batches until one starts at a keyframe, so the
+            # reader's first picture decodes.
+            reader.waiting_key = True
+            reader.stuck_since = time.monotonic()
+        self.readers.add(reader)
+        self.readers_total += 1
+
     def add_rtmp(self, transport: asyncio.WriteTransport, stream_id: int) -> tuple[RtmpHubReader, bytes]:
         reader = RtmpHubReader(self, transport, stream_id)
         first = reader.batch_for(self.join_messages())
-        self.readers.add(reader)
-        self.readers_total += 1
+        self._admit(reader)
         return reader, first
 
     def add_flv(self) -> tuple[FlvHttpReader, bytes]:
         reader = FlvHttpReader(self)
         first = flv.file_header(audio=self.has_audio, video=self.has_video) + reader.batch_for(self.join_messages())
-        self.readers.add(reader)
-        self.readers_total += 1
+        self._admit(reader)
         return reader, first
 
     def remove(self, reader: HubReader) -> None:

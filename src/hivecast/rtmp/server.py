@@ -112,6 +112,7 @@ class RtmpServer:
         self.refused = 0
         self.protocol_errors = 0
         self.live: dict[str, _Publishing] = {}  # stream name -> its RTMP publisher, for per-stream metrics
+        self._conns: dict[int, tuple[Connection, dict[int, _Publishing], dict[int, _Playing], float]] = {}
 
     @property
     def port(self) -> int:
@@ -124,6 +125,24 @@ class RtmpServer:
     @property
     def connections(self) -> int:
         return self._tcp.active_connections + (self._tls.active_connections if self._tls is not None else 0)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Per-connection figures (for the API and debugging): peer, role, streams, bytes, drops."""
+        now = time.monotonic()
+        out: list[dict[str, Any]] = []
+        for conn, publishing, playing, since in list(self._conns.values()):
+            role = "publisher" if publishing else "player" if playing else "connecting"
+            streams = [p.name for p in publishing.values()] + [p.name for p in playing.values()]
+            entry: dict[str, Any] = {"peer": f"{conn.peer[0]}:{conn.peer[1]}", "role": role, "streams": streams,
+                                     "seconds": round(now - since, 1), "bytes_in": conn.bytes_read}
+            if publishing:
+                pub = next(iter(publishing.values()))
+                entry.update(frames=pub.frames, bitrate_kbps=pub.figures.get("bitrate_kbps", 0.0))
+            if playing:
+                entry.update(bytes_out=sum(p.reader.sent_bytes for p in playing.values()),
+                             dropped_gops=sum(p.reader.dropped_gops for p in playing.values()))
+            out.append(entry)
+        return out
 
     async def start(self) -> None:
         await self._tcp.start()
@@ -163,6 +182,7 @@ class RtmpServer:
         session = ServerSession(limits=self.session_limits, chunk_size=self.settings.chunk_size)
         publishing: dict[int, _Publishing] = {}
         playing: dict[int, _Playing] = {}
+        self._conns[id(conn)] = (conn, publishing, playing, time.monotonic())
         data = hs.leftover
         try:
             while True:
@@ -188,6 +208,7 @@ class RtmpServer:
         except NetError as exc:
             log.debug("rtmp %s: %s", conn.peer, exc)
         finally:
+            self._conns.pop(id(conn), None)
             for pub in publishing.values():
                 self._end_publish(pub)
             for play in playing.values():

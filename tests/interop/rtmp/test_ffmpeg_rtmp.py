@@ -33,6 +33,8 @@ async def test_h264_aac_rtmp_in_rtmp_and_httpflv_out(node_factory: NodeFactory, 
             metrics = (await http.get(node_url(node, "/metrics"))).text
         assert "hivecast_rtmp_publishers 1.0" in metrics and "hivecast_flv_messages" in metrics
         assert 'hivecast_rtmp_stream_fps{stream="cam1"}' in metrics
+        roles = {s["role"] for s in node.services["rtmp_server"].sessions()}
+        assert "publisher" in roles
         event = await asyncio.wait_for(qos.get(), 5)
         assert event.data["name"] == "cam1" and event.data["fps"] > 0
     finally:

@@ -80,11 +80,15 @@ class HubReader:
             self.dropped_gops += 1
             self.dropped_batches += 1
             return
+        resuming = self.waiting_key
         self.waiting_key = False
         key = self.batch_key()
         data = batch.get(key)
         if data is None:
             data = batch[key] = self.batch_for(messages)
+        if resuming:
+            # The sequence headers may have changed while this reader skipped: resend them first.
+            self.write(self.batch_for(self.hub.converter.headers()))
         self.write(data)
         self.sent_bytes += len(data)
 

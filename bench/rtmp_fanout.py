@@ -22,17 +22,20 @@ import contextlib
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from hivecast.rtmp.chunk import ACK, encode_message
 from hivecast.rtmp.handshake import ClientHandshake
 from hivecast.rtmp.session import ClientSession, StatusReceived, StreamCreated
 
 CLIP = Path(tempfile.gettempdir()) / "hivecast-bench-4mbit.flv"
 NGINX_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+ACK_EVERY = 1_000_000  # bytes; below the 2.5-5 MB windows servers announce
 
 
 def free_port() -> int:
@@ -73,6 +76,7 @@ class Reader(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.playing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.bytes = 0
+        self.acked = 0
         self.closed = False
         self.step = "handshake"
 
@@ -83,6 +87,10 @@ class Reader(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.step == "count":
             self.bytes += len(data)
+            # Acknowledge like a real player (without parsing): servers may hold back unacknowledged data.
+            if self.bytes - self.acked >= ACK_EVERY and self.transport is not None:
+                self.acked = self.bytes
+                self.transport.write(encode_message(2, ACK, 0, 0, struct.pack(">I", self.bytes & 0xFFFFFFFF), 4096))
             return
         assert self.transport is not None
         try:

@@ -89,8 +89,12 @@ class RtmpSettings(Section):
     write_timeout: Seconds = 15.0  # a reader that cannot take data this long is closed
     publish_keys: dict[str, str] = Field(default_factory=dict)  # stream name (or "*") -> key, without an authorizer
     push: dict[str, list[str]] = Field(default_factory=dict)  # stream name -> rtmp:// targets to push to
+    pull: dict[str, str] = Field(default_factory=dict)  # stream name -> rtmp:// URL to pull from
     relay_retry_min: Seconds = 1.0
     relay_retry_max: Seconds = 30.0
+    tls_port: Port = 1936  # RTMPS ingest and playback, only when tls_cert and tls_key are set
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 class RtspSettings(Section):

@@ -15,6 +15,7 @@ from hivecast.node.web import ApiAndWeb
 from hivecast.p2p.service import TorrentService
 from hivecast.realtime.component import WebSocketRoutes
 from hivecast.rtmp.component import RtmpComponent
+from hivecast.rtmp.edge import FlvEdge
 from hivecast.rtsp.component import RtspComponent
 
 
@@ -24,6 +25,7 @@ def build_node(settings: Settings) -> Node:
         if settings.origin_url is None:
             raise StartupError("the edge role needs --origin URL (or origin_url in the config)")
         node.add(EdgeComponent())
+        node.add(FlvEdge())  # HTTP-FLV: one upstream per stream, fanned out to this edge's viewers
         node.add(EdgeFrontDoor())
         return node
     node.add(StoreComponent())  # first to start, last to stop: the others read and write through it

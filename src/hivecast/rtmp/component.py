@@ -1,6 +1,8 @@
 """The node component for RTMP: the RTMP server, HTTP-FLV at /live/NAME.flv, push relays, metrics.
 
-Publishes `rtmp_server`, `rtmp_port`, `rtmp_fanout` and `rtmp_relays` in `node.services`. It uses
+Publishes `rtmp_server`, `rtmp_port` (and `rtmps_port`), `rtmp_fanout` and `rtmp_relays` (a
+`RelayManager`: push relays and pull sources from `[rtmp] push` / `[rtmp] pull`, changeable at run
+time, with a status per target for the API) in `node.services`. It uses
 the node's `live_registry` (creating it when the RTSP component is absent) and the publish rules
 of the contracts: `--open-publish`, else `node.services["publish_authorizer"]`, else the configured
 keys (`[rtmp] publish_keys`, then `[rtsp] publish_keys`).
@@ -14,15 +16,18 @@ from __future__ import annotations
 
 import hmac
 import logging
+import ssl
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
 
 from hivecast.media import LiveRegistry
 from hivecast.net.errors import AddressInUse
+from hivecast.node.node import StartupError
 from hivecast.rtmp.fanout import FanoutManager, FanoutSettings
 from hivecast.rtmp.httpflv import HttpFlv
-from hivecast.rtmp.server import RtmpServer
+from hivecast.rtmp.relay import RelayManager
+from hivecast.rtmp.server import RtmpServer, tls_context
 
 if TYPE_CHECKING:
     from hivecast.node.node import Node
@@ -36,7 +41,7 @@ class RtmpComponent:
     def __init__(self) -> None:
         self.server: RtmpServer | None = None
         self.fanout: FanoutManager | None = None
-        self.relays: list[Any] = []
+        self.relays: RelayManager | None = None
         self._node: Node | None = None
 
     def _keys(self) -> dict[str, str]:
@@ -85,9 +90,16 @@ class RtmpComponent:
         node.router.prefix("/live/", flv, suffix=".flv")
         if not cfg.enabled:
             return
+        tls = None
+        if cfg.tls_cert is not None and cfg.tls_key is not None:
+            try:
+                tls = tls_context(str(cfg.tls_cert), str(cfg.tls_key))
+            except (OSError, ssl.SSLError) as exc:
+                raise StartupError(f"rtmp: cannot load the RTMPS certificate or key: {exc}") from None
         self.server = RtmpServer(registry, self.fanout, host=settings.host, port=cfg.port, settings=cfg,
                                  authorize=self.authorize_publish, resolve_key=self.resolve_key,
-                                 limits=settings.limits.connection_limits(), bus=node.bus)
+                                 limits=settings.limits.connection_limits(), bus=node.bus,
+                                 tls=tls, tls_port=cfg.tls_port)
         try:
             await self.server.start()
         except AddressInUse as exc:
@@ -100,15 +112,16 @@ class RtmpComponent:
         if self.server is not None:
             node.services["rtmp_server"] = self.server
             node.services["rtmp_port"] = self.server.port
+            if self.server.tls_port is not None:
+                node.services["rtmps_port"] = self.server.tls_port
             log.info("rtmp listening on %s:%d", settings.host, self.server.port)
         self._metrics(node, flv)
-        from hivecast.rtmp.relay import PushRelay
-
+        self.relays = RelayManager(registry, retry_min=cfg.relay_retry_min, retry_max=cfg.relay_retry_max)
+        for name, url in cfg.pull.items():
+            self.relays.add_pull(name, url)
         for name, targets in cfg.push.items():
             for url in targets:
-                relay = PushRelay(registry, name, url, retry_min=cfg.relay_retry_min, retry_max=cfg.relay_retry_max)
-                relay.start()
-                self.relays.append(relay)
+                self.relays.add_push(name, url)
         node.services["rtmp_relays"] = self.relays
 
     def _metrics(self, node: Node, flv: HttpFlv) -> None:
@@ -134,16 +147,46 @@ class RtmpComponent:
               lambda: sum(h.figures()["dropped_gops"] for h in fanout.hubs.values()))
         gauge("hivecast_flv_messages", "FLV messages converted (current streams)",
               lambda: sum(h.messages for h in fanout.hubs.values()))
+        reg.register(_StreamCollector(server, fanout))
 
     async def stop(self) -> None:
-        for relay in self.relays:
-            try:
-                await relay.stop()
-            except Exception:
-                log.exception("stopping %r failed", relay)
-        self.relays.clear()
+        if self.relays is not None:
+            await self.relays.stop()
+            self.relays = None
         if self.server is not None:
             await self.server.close(grace=0.5)
             self.server = None
         if self.fanout is not None:
             self.fanout.close()
+
+
+class _StreamCollector:
+    """Per-stream figures for /metrics, read when scraped: publisher side and reader side."""
+
+    def __init__(self, server: RtmpServer | None, fanout: FanoutManager) -> None:
+        self.server = server
+        self.fanout = fanout
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        pub = {k: GaugeMetricFamily(f"hivecast_rtmp_stream_{k}", doc, labels=["stream"]) for k, doc in (
+            ("bitrate_kbps", "Publisher bitrate over the last second"), ("fps", "Publisher video frames per second"),
+            ("frames", "Video frames received from the publisher"), ("bytes", "Media bytes received"))}
+        if self.server is not None:
+            for name, p in list(self.server.live.items()):
+                for key, family in pub.items():
+                    family.add_metric([name], float(p.figures.get(key, 0)))
+        readers = GaugeMetricFamily("hivecast_flv_stream_readers", "RTMP and HTTP-FLV readers", labels=["stream"])
+        dropped = GaugeMetricFamily("hivecast_flv_stream_dropped_gops", "GOPs dropped for slow readers",
+                                    labels=["stream"])
+        for name, hub in list(self.fanout.hubs.items()):
+            figures = hub.figures()
+            readers.add_metric([name], float(figures["readers"]))
+            dropped.add_metric([name], float(figures["dropped_gops"]))
+        yield from pub.values()
+        yield readers
+        yield dropped

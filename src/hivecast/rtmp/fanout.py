@@ -80,11 +80,15 @@ class HubReader:
             self.dropped_gops += 1
             self.dropped_batches += 1
             return
+        resuming = self.waiting_key
         self.waiting_key = False
         key = self.batch_key()
         data = batch.get(key)
         if data is None:
             data = batch[key] = self.batch_for(messages)
+        if resuming:
+            # The sequence headers may have changed while this reader skipped: resend them first.
+            self.write(self.batch_for(self.hub.converter.headers()))
         self.write(data)
         self.sent_bytes += len(data)
 
@@ -269,18 +273,26 @@ class FlvHub:
         flushed = self.gop[: len(self.gop) - in_gop]
         return [self.metadata, *self.converter.headers(), *flushed]
 
+    def _admit(self, reader: HubReader) -> None:
+        in_gop = sum(1 for m in self.pending if m in self.gop)
+        if self.has_video and len(self.gop) == in_gop:
+            # No cached GOP to start from: skip batches until one starts at a keyframe, so the
+            # reader's first picture decodes.
+            reader.waiting_key = True
+            reader.stuck_since = time.monotonic()
+        self.readers.add(reader)
+        self.readers_total += 1
+
     def add_rtmp(self, transport: asyncio.WriteTransport, stream_id: int) -> tuple[RtmpHubReader, bytes]:
         reader = RtmpHubReader(self, transport, stream_id)
         first = reader.batch_for(self.join_messages())
-        self.readers.add(reader)
-        self.readers_total += 1
+        self._admit(reader)
         return reader, first
 
     def add_flv(self) -> tuple[FlvHttpReader, bytes]:
         reader = FlvHttpReader(self)
         first = flv.file_header(audio=self.has_audio, video=self.has_video) + reader.batch_for(self.join_messages())
-        self.readers.add(reader)
-        self.readers_total += 1
+        self._admit(reader)
         return reader, first
 
     def remove(self, reader: HubReader) -> None:

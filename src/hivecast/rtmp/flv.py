@@ -51,6 +51,8 @@ class AudioPacket:
     codec: str  # aac, opus, mp3, ...
     sequence_header: bool
     data: bytes
+    # Sequence end or multichannel configuration (Enhanced RTMP audio packet types 2 and 4): no samples.
+    control: bool = False
 
 
 def _si24(b: bytes) -> int:
@@ -113,7 +115,8 @@ def parse_audio(payload: bytes) -> AudioPacket:
         codec = FOURCC_AUDIO.get(payload[1:5])
         if codec is None:
             raise FlvError(f"unknown audio FourCC {payload[1:5]!r}")
-        return AudioPacket(codec, pkt == AUDIO_PKT_SEQUENCE_START, bytes(payload[5:]))
+        return AudioPacket(codec, pkt == AUDIO_PKT_SEQUENCE_START, bytes(payload[5:]),
+                           control=pkt not in (AUDIO_PKT_SEQUENCE_START, AUDIO_PKT_CODED_FRAMES))
     if fmt == SOUND_AAC:
         if len(payload) < 2:
             raise FlvError("truncated AAC audio header")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from hivecast.http import Request, Response
 from hivecast.rtmp.fanout import FanoutManager
 
 
 class HttpFlv:
-    def __init__(self, fanout: FanoutManager, *, play_wait: float, idle_timeout: float = 30.0) -> None:
+    def __init__(self, fanout: FanoutManager, *, play_wait: float, idle_timeout: float = 30.0,
+                 on_miss: Callable[[str], None] | None = None) -> None:
         self.fanout = fanout
+        self.on_miss = on_miss  # the edge starts its upstream fetch here
         self.play_wait = play_wait
         self.idle_timeout = idle_timeout
         self.viewers = 0
@@ -23,6 +26,8 @@ class HttpFlv:
         if not name or "/" in name:
             return Response.text("not found\n", status=404)
         hub = self.fanout.hub(name)
+        if hub is None and self.on_miss is not None:
+            self.on_miss(name)
         deadline = time.monotonic() + self.play_wait
         while hub is None and time.monotonic() < deadline:
             await asyncio.sleep(0.1)

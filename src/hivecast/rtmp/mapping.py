@@ -83,7 +83,9 @@ class FlvToUnits:
         self.audio_codec: str | None = None
         self.video_config = b""
         self.audio_config = b""
+        self.audio_ready = False  # a sequence header arrived (Opus may come without a usable one)
         self.params: list[bytes] = []  # parameter sets (VPS, SPS, PPS) to put in band on keyframes
+        self.vps = b""
         self.sps = b""
         self.pps = b""
         self.length_size = 4
@@ -111,9 +113,9 @@ class FlvToUnits:
     @property
     def ready(self) -> bool:
         """Every announced track has its configuration: time to go live."""
-        has_any = bool(self.video_config or self.audio_config)
+        has_any = bool(self.video_config) or self.audio_ready
         video_ok = bool(self.video_config) or not self.expects_video
-        audio_ok = bool(self.audio_config) or not self.expects_audio
+        audio_ok = self.audio_ready or not self.expects_audio
         return has_any and video_ok and audio_ok
 
     def tracks(self) -> list[TrackInfo]:
@@ -124,10 +126,10 @@ class FlvToUnits:
             out.append(TrackInfo(VIDEO_TRACK, "h264" if self.video_codec == "h264" else "h265", VIDEO_CLOCK,
                                  sps=self.sps, pps=self.pps,
                                  config=self.video_config if self.video_codec == "h265" else b"",
-                                 width=width, height=height))
-        if self.audio_config and self.audio_codec in ("aac", "opus"):
+                                 width=width, height=height, vps=self.vps if self.video_codec == "h265" else b""))
+        if self.audio_ready and self.audio_codec in ("aac", "opus"):
             out.append(TrackInfo(AUDIO_TRACK, "aac" if self.audio_codec == "aac" else "opus", self.sample_rate,
-                                 config=self.audio_config if self.audio_codec == "aac" else b"",
+                                 config=self.audio_config,
                                  channels=self.channels))
         return out
 
@@ -160,6 +162,7 @@ class FlvToUnits:
                 hevc = flv.parse_hevc_config(pkt.data)
                 self.length_size = hevc.length_size
                 self.params = hevc.vps + hevc.sps + hevc.pps
+                self.vps = hevc.vps[0] if hevc.vps else b""
                 self.sps = hevc.sps[0] if hevc.sps else b""
                 self.pps = hevc.pps[0] if hevc.pps else b""
             return None
@@ -178,6 +181,8 @@ class FlvToUnits:
     def audio(self, timestamp: int, payload: bytes) -> AccessUnit | None:
         pkt = flv.parse_audio(payload)
         self.saw_audio = True
+        if pkt.control:
+            return None
         if pkt.codec not in ("aac", "opus"):
             if pkt.codec not in self.unsupported:
                 self.unsupported.add(pkt.codec)
@@ -185,20 +190,21 @@ class FlvToUnits:
             return None
         if pkt.sequence_header:
             self.audio_codec = pkt.codec
+            self.audio_ready = True
             if pkt.codec == "aac":
                 self.audio_config = pkt.data
                 self.sample_rate, self.channels = parse_audio_specific_config(pkt.data)
                 self._audio_frame = 1024
             else:
-                self.audio_config = pkt.data or b"OpusHead"
+                self.audio_config = pkt.data  # the Opus ID header ("OpusHead..."), when the publisher sends one
                 self.sample_rate = 48000
                 self.channels = pkt.data[9] if len(pkt.data) > 9 else 2
                 self._audio_frame = 960
             return None
-        if pkt.codec == "opus" and not self.audio_config:
+        if pkt.codec == "opus" and not self.audio_ready:
             # Opus needs no configuration to decode: a missing sequence start is tolerated.
-            self.audio_codec, self.audio_config, self.sample_rate, self.channels = "opus", b"OpusHead", 48000, 2
-        if not self.audio_config or pkt.codec != self.audio_codec:
+            self.audio_codec, self.audio_ready, self.sample_rate, self.channels = "opus", True, 48000, 2
+        if not self.audio_ready or pkt.codec != self.audio_codec:
             return None
         rate = self.sample_rate
         ticks = self._ts(timestamp) * rate // 1000
@@ -270,9 +276,12 @@ class UnitsToFlv:
                 self._params = (t.sps, t.pps)
                 self.video_header = FlvMessage(VIDEO, 0, flv.video_payload(
                     "h264", keyframe=True, sequence_header=True, data=flv.make_avc_config([t.sps], [t.pps])), True)
-            elif t.codec == "h265" and t.config:
+            elif t.codec == "h265" and (t.config or (t.sps and t.pps)):
+                record = t.config or flv.make_hevc_config([t.vps] if t.vps else [], [t.sps], [t.pps])
+                if t.sps and t.pps:
+                    self._params = tuple(([t.vps] if t.vps else []) + [t.sps, t.pps])
                 self.video_header = FlvMessage(VIDEO, 0, flv.video_payload(
-                    "h265", keyframe=True, sequence_header=True, data=t.config), True)
+                    "h265", keyframe=True, sequence_header=True, data=record), True)
 
     def headers(self) -> list[FlvMessage]:
         return [m for m in (self.video_header, self.audio_header) if m is not None]

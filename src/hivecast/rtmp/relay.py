@@ -227,3 +227,60 @@ class Forwarder(_Relay):
                 await dst.close()
         finally:
             await src.close()
+
+
+class RelayManager:
+    """Every push relay and pull source of a node: `node.services["rtmp_relays"]`.
+
+    For the API: `list()` gives each relay's status; `add_push(name, url)` / `remove_push(name, url)`
+    change a stream's push targets at run time; `add_pull(name, url)` / `remove_pull(name)` the pulls.
+    """
+
+    def __init__(self, registry: LiveRegistry, *, retry_min: float = 1.0, retry_max: float = 30.0) -> None:
+        self.registry = registry
+        self.retry_min = retry_min
+        self.retry_max = retry_max
+        self._relays: dict[tuple[str, str, str], _Relay] = {}
+
+    def list(self, name: str | None = None) -> list[dict[str, Any]]:
+        return [r.status() for r in self._relays.values() if name is None or r.name == name]
+
+    def add_push(self, name: str, url: str) -> bool:
+        return self._add(("push", name, url), PushRelay(self.registry, name, url, retry_min=self.retry_min,
+                                                         retry_max=self.retry_max))
+
+    def add_pull(self, name: str, url: str) -> bool:
+        if any(k[0] == "pull" and k[1] == name for k in self._relays):
+            return False
+        return self._add(("pull", name, url), PullSource(self.registry, name, url, retry_min=self.retry_min,
+                                                          retry_max=self.retry_max))
+
+    def _add(self, key: tuple[str, str, str], relay: _Relay) -> bool:
+        from hivecast.rtmp.client import parse_url
+
+        parse_url(relay.url)  # ValueError for a URL that is not rtmp:// or rtmps://
+        if key in self._relays:
+            return False
+        self._relays[key] = relay
+        relay.start()
+        return True
+
+    async def remove_push(self, name: str, url: str) -> bool:
+        relay = self._relays.pop(("push", name, url), None)
+        if relay is not None:
+            await relay.stop()
+        return relay is not None
+
+    async def remove_pull(self, name: str) -> bool:
+        keys = [k for k in self._relays if k[0] == "pull" and k[1] == name]
+        for key in keys:
+            await self._relays.pop(key).stop()
+        return bool(keys)
+
+    async def stop(self) -> None:
+        relays, self._relays = list(self._relays.values()), {}
+        for relay in relays:
+            try:
+                await relay.stop()
+            except Exception:
+                log.exception("stopping %s %s failed", relay.kind, relay.name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs
 from hivecast.config.settings import RtmpSettings
 from hivecast.media import LiveRegistry, Publisher, StreamBusyError
 from hivecast.net import Connection, ConnectionLimits, NetError, TcpServer
+from hivecast.net.errors import translate_os_error
 from hivecast.rtmp.chunk import AUDIO, VIDEO
 from hivecast.rtmp.errors import FlvError, RtmpError
 from hivecast.rtmp.fanout import FanoutManager, RtmpHubReader
@@ -71,6 +73,7 @@ class _Publishing:
     window_bytes: int = 0
     window_frames: int = 0
     window_start: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,7 +86,8 @@ class _Playing:
 class RtmpServer:
     def __init__(self, registry: LiveRegistry, fanout: FanoutManager, *, host: str, port: int,
                  settings: RtmpSettings, authorize: Authorize, resolve_key: KeyResolver | None = None,
-                 limits: ConnectionLimits | None = None, bus: Any = None) -> None:
+                 limits: ConnectionLimits | None = None, bus: Any = None,
+                 tls: ssl.SSLContext | None = None, tls_port: int = 1936) -> None:
         self.registry = registry
         self.fanout = fanout
         self.settings = settings
@@ -100,24 +104,58 @@ class RtmpServer:
                                             max_message_size=settings.max_message_size,
                                             max_streams=settings.max_streams_per_connection)
         self._tcp = TcpServer(self._handle, host=host, port=port, limits=self.limits, name="rtmp")
+        self._tls = (TlsTcpServer(self._handle, host=host, port=tls_port, limits=self.limits, name="rtmps",
+                                  ssl_context=tls) if tls is not None else None)
         self.publishers = 0
         self.players = 0
         self.bytes_received = 0
         self.refused = 0
         self.protocol_errors = 0
+        self.live: dict[str, _Publishing] = {}  # stream name -> its RTMP publisher, for per-stream metrics
+        self._conns: dict[int, tuple[Connection, dict[int, _Publishing], dict[int, _Playing], float]] = {}
 
     @property
     def port(self) -> int:
         return self._tcp.port
 
     @property
+    def tls_port(self) -> int | None:
+        return self._tls.port if self._tls is not None else None
+
+    @property
     def connections(self) -> int:
-        return self._tcp.active_connections
+        return self._tcp.active_connections + (self._tls.active_connections if self._tls is not None else 0)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Per-connection figures (for the API and debugging): peer, role, streams, bytes, drops."""
+        now = time.monotonic()
+        out: list[dict[str, Any]] = []
+        for conn, publishing, playing, since in list(self._conns.values()):
+            role = "publisher" if publishing else "player" if playing else "connecting"
+            streams = [p.name for p in publishing.values()] + [p.name for p in playing.values()]
+            entry: dict[str, Any] = {"peer": f"{conn.peer[0]}:{conn.peer[1]}", "role": role, "streams": streams,
+                                     "seconds": round(now - since, 1), "bytes_in": conn.bytes_read}
+            if publishing:
+                pub = next(iter(publishing.values()))
+                entry.update(frames=pub.frames, bitrate_kbps=pub.figures.get("bitrate_kbps", 0.0))
+            if playing:
+                entry.update(bytes_out=sum(p.reader.sent_bytes for p in playing.values()),
+                             dropped_gops=sum(p.reader.dropped_gops for p in playing.values()))
+            out.append(entry)
+        return out
 
     async def start(self) -> None:
         await self._tcp.start()
+        if self._tls is not None:
+            try:
+                await self._tls.start()
+            except BaseException:
+                await self._tcp.close(grace=0.1)
+                raise
 
     async def close(self, grace: float = 1.0) -> None:
+        if self._tls is not None:
+            await self._tls.close(grace=grace)
         await self._tcp.close(grace=grace)
 
     # -- one connection ------------------------------------------------------------------------
@@ -144,6 +182,7 @@ class RtmpServer:
         session = ServerSession(limits=self.session_limits, chunk_size=self.settings.chunk_size)
         publishing: dict[int, _Publishing] = {}
         playing: dict[int, _Playing] = {}
+        self._conns[id(conn)] = (conn, publishing, playing, time.monotonic())
         data = hs.leftover
         try:
             while True:
@@ -169,6 +208,7 @@ class RtmpServer:
         except NetError as exc:
             log.debug("rtmp %s: %s", conn.peer, exc)
         finally:
+            self._conns.pop(id(conn), None)
             for pub in publishing.values():
                 self._end_publish(pub)
             for play in playing.values():
@@ -247,7 +287,7 @@ class RtmpServer:
             self._convert(pub, type_id, timestamp, payload, send=False)
             pub.held.append((type_id, timestamp, payload))
             ready = pub.ingest.ready or (len(pub.held) >= MAX_BUFFERED_BEFORE_LIVE // 2
-                                         and bool(pub.ingest.video_config or pub.ingest.audio_config))
+                                         and bool(pub.ingest.video_config or pub.ingest.audio_ready))
             if ready:
                 self._go_live(pub)
             elif len(pub.held) >= MAX_BUFFERED_BEFORE_LIVE:
@@ -288,6 +328,7 @@ class RtmpServer:
         except StreamBusyError:
             raise RtmpError(f"stream {pub.name} went live elsewhere first") from None
         self.publishers += 1
+        self.live[pub.name] = pub
         held, pub.held = pub.held, []
         # Replay through a fresh converter so timestamps and parameter sets start clean.
         pub.ingest = _fresh(pub.ingest)
@@ -301,6 +342,7 @@ class RtmpServer:
                    "dropped_frames": 0}
         pub.window_bytes = pub.window_frames = 0
         pub.window_start = now
+        pub.figures = dict(figures)
         if pub.publisher is not None:
             pub.publisher.update_qos(**figures)
             hub = self.fanout.hubs.get(pub.name)
@@ -314,6 +356,8 @@ class RtmpServer:
                 pub.publisher.close()
             self.publishers -= 1
             pub.publisher = None
+            if self.live.get(pub.name) is pub:
+                del self.live[pub.name]
             log.info("rtmp: %s unpublished", pub.name)
 
     async def _play(self, conn: Connection, session: ServerSession, event: PlayRequested,
@@ -346,6 +390,28 @@ class RtmpServer:
         reader.on_end = ended
         playing[sid] = _Playing(sid, name, reader)
         self.players += 1
+
+
+class TlsTcpServer(TcpServer):
+    """RTMPS: the same connection handler behind TLS (the foundation's TcpServer listens in clear)."""
+
+    def __init__(self, handler: Any, *, ssl_context: ssl.SSLContext, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._ssl = ssl_context
+
+    async def start(self) -> None:
+        try:
+            self._server = await asyncio.start_server(
+                self._accept, self.host, self.requested_port, limit=self.limits.read_buffer, reuse_address=True,
+                backlog=1024, ssl=self._ssl, ssl_handshake_timeout=10.0)
+        except OSError as exc:
+            raise translate_os_error(exc, (self.host, self.requested_port), action="rtmps listen") from None
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
 
 
 def _fresh(old: FlvToUnits) -> FlvToUnits:

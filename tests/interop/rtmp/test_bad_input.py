@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import pytest
 
-from hivecast.rtmp import amf0
+from hivecast.net import NetError
+from hivecast.rtmp import amf0, flv
 from hivecast.rtmp.chunk import COMMAND_AMF0, ChunkWriter, Message, encode_message, set_chunk_size
 from hivecast.rtmp.client import RtmpClient
+from hivecast.rtmp.errors import StatusError
 from hivecast.rtmp.handshake import ClientHandshake
-from hivecast.rtmp.session import MediaReceived, command
+from hivecast.rtmp.session import MediaReceived, StatusReceived, command
 from tests.conftest import NodeFactory
 from tests.interop.rtmp.helpers import decode, finish, publish_rtmp, rtmp_url, wait_live
 
@@ -127,3 +130,37 @@ def _publish_bytes(name: str) -> bytes:
     out += w.write(command("createStream", 2.0, None))
     out += w.write(Message(COMMAND_AMF0, 1, 0, amf0.encode("publish", 0.0, None, name, "live"), 8))
     return out
+
+
+async def test_idle_publisher_ends_the_stream_cleanly(node_factory: NodeFactory, ffmpeg_exe: str,
+                                                      tmp_path: Path) -> None:
+    clip = tmp_path / "clip.flv"
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg_exe, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25",
+        "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "2", "-c:v", "libx264", "-preset", "ultrafast",
+        "-g", "25", "-c:a", "aac", "-f", "flv", str(clip))
+    assert await asyncio.wait_for(proc.wait(), 60) == 0
+    tags = flv.TagReader().feed(await asyncio.to_thread(clip.read_bytes))
+    node = await node_factory(open_publish=True, rtmp={"port": 0, "idle_timeout": 1.5})
+    registry = node.services["live_registry"]
+    pub = await RtmpClient.open(rtmp_url(node, "quiet"))
+    await pub.publish()
+    for tag in tags:
+        if tag.tag_type in (8, 9):
+            pub.send_media(tag.tag_type, tag.timestamp, tag.payload)
+    await pub.flush()
+    async with asyncio.timeout(10):
+        while registry.get("quiet") is None:
+            await asyncio.sleep(0.05)
+    player = await RtmpClient.open(rtmp_url(node, "quiet"))
+    await player.play()
+    # The publisher now says nothing: the idle timeout ends the stream, and the player is told.
+    codes: list[str] = []
+    with contextlib.suppress(ConnectionError, NetError, StatusError):
+        async with asyncio.timeout(15):
+            while True:
+                codes += [e.code for e in await player.events(timeout=15) if isinstance(e, StatusReceived)]
+    assert "NetStream.Play.UnpublishNotify" in codes
+    assert registry.get("quiet") is None
+    await player.close()
+    await pub.close()

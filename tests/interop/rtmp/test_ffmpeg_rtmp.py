@@ -32,6 +32,9 @@ async def test_h264_aac_rtmp_in_rtmp_and_httpflv_out(node_factory: NodeFactory, 
         async with httpx.AsyncClient() as http:
             metrics = (await http.get(node_url(node, "/metrics"))).text
         assert "hivecast_rtmp_publishers 1.0" in metrics and "hivecast_flv_messages" in metrics
+        assert 'hivecast_rtmp_stream_fps{stream="cam1"}' in metrics
+        roles = {s["role"] for s in node.services["rtmp_server"].sessions()}
+        assert "publisher" in roles
         event = await asyncio.wait_for(qos.get(), 5)
         assert event.data["name"] == "cam1" and event.data["fps"] > 0
     finally:
@@ -90,11 +93,12 @@ async def test_enhanced_rtmp_hevc(node_factory: NodeFactory) -> None:
     try:
         stream = await wait_live(node, "hevc")
         assert {t.codec for t in stream.tracks} == {"h265", "aac"}
-        (rc1, frames1, err1), (rc2, frames2, err2) = await asyncio.gather(
-            decode(exe, rtmp_url(node, "hevc"), 5), decode(exe, node_url(node, "/live/hevc.flv"), 5))
-        assert rc1 == 0 and not err1, err1
-        assert rc2 == 0 and not err2, err2
-        assert frames1 >= 120 and frames2 >= 120
+        reads = [decode(exe, rtmp_url(node, "hevc"), 5), decode(exe, node_url(node, "/live/hevc.flv"), 5)]
+        if "rtsp_port" in node.services:
+            reads.append(decode(exe, f"rtsp://127.0.0.1:{node.services['rtsp_port']}/hevc", 5, "-rtsp_transport", "tcp"))
+        for rc, frames, err in await asyncio.gather(*reads):
+            assert rc == 0 and not err, err
+            assert frames >= 120
     finally:
         await finish(pub, 30)
 
@@ -114,3 +118,21 @@ async def test_wrong_key_is_refused(node_factory: NodeFactory, ffmpeg_exe: str) 
         assert rc != 0 and "already published" in err  # NetStream.Publish.BadName
     finally:
         await finish(good, 30)
+
+
+async def test_enhanced_rtmp_opus_audio(node_factory: NodeFactory) -> None:
+    exe = _enhanced_ffmpeg()
+    if exe is None:
+        pytest.skip("no ffmpeg with Enhanced RTMP support")
+    node = await node_factory(open_publish=True, rtmp={"port": 0})
+    codec = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "libopus", "-b:a", "48k"]
+    pub = await publish_rtmp(exe, rtmp_url(node, "opus"), 8, codec)
+    try:
+        stream = await wait_live(node, "opus")
+        assert {t.codec for t in stream.tracks} == {"h264", "opus"}
+        for rc, frames, err in await asyncio.gather(decode(exe, rtmp_url(node, "opus"), 4),
+                                                    decode(exe, node_url(node, "/live/opus.flv"), 4)):
+            assert rc == 0 and not err, err
+            assert frames >= 90
+    finally:
+        await finish(pub, 30)

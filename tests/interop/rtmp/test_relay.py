@@ -21,16 +21,18 @@ async def test_push_to_ffmpeg_listener(node_factory: NodeFactory, ffmpeg_exe: st
     port = free_port()
     listener = await start_ffmpeg(ffmpeg_exe, "-loglevel", "error", "-stats", "-listen", "1", "-i",
                                   f"rtmp://127.0.0.1:{port}/live/x", "-t", "4", "-map", "0", "-f", "null", "-")
-    relay = PushRelay(node.services["live_registry"], "src", f"rtmp://127.0.0.1:{port}/live/x", retry_min=0.3)
+    relays = node.services["rtmp_relays"]
+    target = f"rtmp://127.0.0.1:{port}/live/x"
     try:
         await wait_live(node, "src")
-        relay.start()
+        assert relays.add_push("src", target) and not relays.add_push("src", target)
         rc, err = await finish(listener, 40)
         lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and "frame=" not in ln]
         assert rc == 0 and not lines, err
-        assert "frame=" in err and relay.status()["bytes"] > 0
+        (status,) = relays.list("src")
+        assert "frame=" in err and status["bytes"] > 0 and status["url"] == target
     finally:
-        await relay.stop()
+        assert await relays.remove_push("src", target)
         await finish(pub, 30)
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from hivecast.rtmp.client import RtmpClient
+from hivecast.rtmp.session import MediaReceived
 from tests.conftest import NodeFactory
 from tests.interop.rtmp.helpers import decode, finish, publish_rtmp, rtmp_url, wait_live
 
@@ -44,6 +46,13 @@ async def test_capture_has_no_malformed_rtmp(node_factory: NodeFactory, ffmpeg_e
         await wait_live(node, "cap")
         rc, _frames, err = await decode(ffmpeg_exe, rtmp_url(node, "cap"), 2)
         assert rc == 0 and not err, err
+        # Our own client's bytes (digest handshake, commands, acks) go through the dissector too.
+        client = await RtmpClient.open(rtmp_url(node, "cap"))
+        await client.play()
+        media = 0
+        while media < 50:
+            media += sum(1 for ev in await client.events(timeout=10) if isinstance(ev, MediaReceived))
+        await client.close()
         await finish(pub, 30)
         await asyncio.sleep(0.5)
     finally:

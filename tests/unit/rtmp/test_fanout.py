@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 from hivecast.media import AccessUnit, LiveRegistry, TrackInfo
@@ -77,6 +78,24 @@ async def test_hub_start_share_and_drop() -> None:
         await asyncio.sleep(0.002)
     await asyncio.sleep(0.5)
     assert slow.dropped_gops >= 1 and slow.dropped_batches > 10
+    # The stuck reader, once it drains, resumes at a keyframe right after the sequence headers again.
+    slow_chunks = ChunkReader()
+    slow_chunks.chunk_size = 4096
+    slow_msgs = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(3):
+            while True:
+                slow_msgs += slow_chunks.feed(await _slow_r.read(1 << 20))
+                if sum(1 for m in slow_msgs if m.type_id == 9 and flv.parse_video(m.payload).sequence_header) >= 2:
+                    break
+    for i in range(200, 230):
+        pub.send(frame(i, i % 10 == 0, 2000))
+        await asyncio.sleep(0.01)
+    async with asyncio.timeout(5):
+        while sum(1 for m in slow_msgs if m.type_id == 9 and flv.parse_video(m.payload).sequence_header) < 2:
+            slow_msgs += slow_chunks.feed(await _slow_r.read(1 << 20))
+    headers = [i for i, m in enumerate(slow_msgs) if m.type_id == 9 and flv.parse_video(m.payload).sequence_header]
+    assert flv.parse_video(slow_msgs[headers[1] + 1].payload).keyframe
     assert fast.dropped_batches == 0 and received >= sent
     assert hub.figures()["readers"] == 2
     pub.close()

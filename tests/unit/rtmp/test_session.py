@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hivecast.rtmp import amf0
 from hivecast.rtmp.chunk import AUDIO, COMMAND_AMF0, COMMAND_AMF3, ChunkWriter, Message
-from hivecast.rtmp.errors import ProtocolError
+from hivecast.rtmp.errors import ProtocolError, RtmpError
 from hivecast.rtmp.session import (
     ClientSession,
     Connected,
@@ -130,3 +132,23 @@ def test_aggregate_split() -> None:
     assert [(p.type_id, p.timestamp, p.payload) for p in parts] == [(9, 1000, b"abc"), (8, 1020, b"z")]
     with pytest.raises(ProtocolError):
         split_aggregate(Message(22, 1, 0, sub[:-3], 4))
+
+
+@given(st.lists(st.tuples(st.sampled_from([1, 2, 3, 4, 5, 6, 8, 9, 15, 17, 18, 20, 22]), st.integers(0, 3),
+                          st.binary(max_size=64)), max_size=12), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_server_session_fuzz(msgs: list[tuple[int, int, bytes]], connect_first: bool) -> None:
+    server = ServerSession()
+    w = ChunkWriter()
+    data = _connect_bytes(w) if connect_first else b""
+    data += b"".join(w.write(Message(t, sid, 0, payload, 3 + (t % 5))) for t, sid, payload in msgs)
+    try:
+        for event in server.receive_data(data):
+            if isinstance(event, ConnectRequested):
+                server.accept_connect()
+    except RtmpError:
+        pass
+
+
+def _connect_bytes(w: ChunkWriter) -> bytes:
+    return w.write(command("connect", 1.0, {"app": "live"}))

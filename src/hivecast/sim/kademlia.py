@@ -86,7 +86,7 @@ class KademliaSim:
             host.node.handle(payload, src, self.clock.now)  # type: ignore[arg-type]
         self._flush(host)
 
-    def add_node(self, *, bootstrap: bool = True) -> _Host:
+    def add_node(self, *, bootstrap: bool = True, wait: bool = True) -> _Host:
         addr = self._new_address()
         node = DhtNode(random_id(derive_rng(self.seed, "id", addr)), self.clock.now, config=self.config,
                        rng=derive_rng(self.seed, "node", addr))
@@ -97,8 +97,9 @@ class KademliaSim:
         if bootstrap and others:
             node.bootstrap([self.rng.choice(others)], self.clock.now)
             self._flush(host)
-            self.clock.run_while(lambda: node.lookups_running > 0 or node.pending_count > 0,
-                                 limit=self.clock.now + 120.0)
+            if wait:
+                self.clock.run_while(lambda: node.lookups_running > 0 or node.pending_count > 0,
+                                     limit=self.clock.now + 120.0)
         return host
 
     def kill(self, addr: Address) -> None:
@@ -118,8 +119,10 @@ class KademliaSim:
         victims = self.rng.sample([a for a in self.hosts if a not in announcers], count)
         for addr in victims:
             self.kill(addr)
+        # The newcomers join at the same time (a burst well inside the peers' 30-minute lifetime).
         for _ in range(count):
-            self.add_node()
+            self.add_node(wait=False)
+        self.clock.run_until(self.clock.now + 60.0)
 
     # -- workload --------------------------------------------------------------------------------
     def _run_lookup(self, host: _Host, target: bytes, method: str, announce_port: int | None = None) -> LookupDone:

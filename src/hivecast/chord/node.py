@@ -132,7 +132,7 @@ class ChordNode:
         if isinstance(msg, Request):
             self._on_request(msg, src, now)
         else:
-            self._on_reply(msg, now)
+            self._on_reply(msg, src, now)
 
     def _on_request(self, req: Request, src: tuple[str, int], now: float) -> None:
         self.handled += 1
@@ -152,10 +152,11 @@ class ChordNode:
                 self.successors = [sender]  # a ring of one gains its second member
         self._outbox.append((reply, src))
 
-    def _on_reply(self, reply: Reply, now: float) -> None:
-        pending = self._pending.pop(reply.rid, None)
-        if pending is None or pending.to.id != reply.sender.id:
-            return
+    def _on_reply(self, reply: Reply, src: tuple[str, int], now: float) -> None:
+        pending = self._pending.get(reply.rid)
+        if pending is None or pending.to.addr != src:
+            return  # unknown request id, or an answer from an address we did not ask: dropped
+        del self._pending[reply.rid]
         if pending.op == "step" and pending.lookup_id is not None:
             self._lookup_reply(pending.lookup_id, reply, now)
         elif pending.op == "get_pred":

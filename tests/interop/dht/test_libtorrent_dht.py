@@ -97,7 +97,7 @@ async def test_lookups_across_mixed_network_find_announced_peers() -> None:
 
         await wait_for(lt_found, timeout=30, interval=1.0)
     finally:
-        del sessions
+        sessions.clear()
         for server in ours:
             await server.stop()
 

@@ -16,6 +16,7 @@ from hivecast import __version__
 COMMAND_MODULES = [
     "hivecast.cli.node_commands",
     "hivecast.dht.cli",
+    "hivecast.p2p.cli",
 ]
 
 

@@ -78,6 +78,27 @@ class DhtSettings(Section):
         return value
 
 
+class P2PSettings(Section):
+    """BitTorrent distribution of on-demand videos: the seeder, the tracker (HTTP on the front door, UDP)."""
+
+    enabled: bool = True
+    bt_port: Port = 6881
+    tracker_udp_port: Port = 6969
+    http_tracker: bool = True
+    udp_tracker: bool = True
+    tracker_only_own: bool = Field(True, description="track only the torrents this node made")
+    announce_interval: int = Field(1800, ge=10, le=86_400)
+    min_announce_interval: int = Field(60, ge=1, le=86_400)
+    peer_ttl: Seconds = 3600.0
+    max_numwant: int = Field(200, ge=1, le=5000)
+    upload_slots: int = Field(8, ge=1, le=1000)
+    max_peers_per_torrent: int = Field(60, ge=1, le=10_000)
+    piece_length: int | None = Field(None, ge=16 * 1024, le=64 * 1024 * 1024)
+    public_url: str | None = Field(None, description="base URL peers reach this node at (web seeds, tracker)")
+    web_seeds: bool = True
+    hybrid: bool = Field(False, description="make hybrid v1+v2 torrents (BEP 52); peers still talk v1 to the seeder")
+
+
 class Settings(Section):
     role: Role = "serve"
     host: str = Field("0.0.0.0", min_length=1, description="address every listener binds to")
@@ -95,6 +116,7 @@ class Settings(Section):
     limits: LimitsSettings = LimitsSettings()
     auth: AuthSettings = AuthSettings()
     dht: DhtSettings = DhtSettings()
+    p2p: P2PSettings = P2PSettings()
 
     @field_validator("origin_url", "parent_url")
     @classmethod

@@ -8,6 +8,7 @@ from hivecast.node.frontdoor import FrontDoor
 from hivecast.node.media import MediaRoutes
 from hivecast.node.node import Node, StartupError
 from hivecast.node.web import ApiAndWeb
+from hivecast.p2p.service import TorrentService
 
 
 def build_node(settings: Settings) -> Node:
@@ -19,6 +20,8 @@ def build_node(settings: Settings) -> Node:
         return node
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))
     node.add(ApiAndWeb())
+    if settings.p2p.enabled:
+        node.add(TorrentService())
     node.add(DhtComponent())
     node.add(FrontDoor())
     return node

@@ -81,6 +81,7 @@ class ChordNode:
         self._next_check = now
         self.handled = 0  # requests answered: the load figure
         self.joined = True
+        self._bootstrap: NodeRef | None = None  # who we joined through: asked again if we end up alone
 
     # -- output ----------------------------------------------------------------------------------
     def take_messages(self) -> list[tuple[Message, tuple[str, int]]]:
@@ -246,8 +247,9 @@ class ChordNode:
         if lookup.purpose == "join":
             if owner is not None and owner.id != self.me.id:
                 self.successors = [owner]
-                self.joined = True
                 self._request(owner, "notify", now)
+                self._next_stabilize = now  # learn the owner's successor list (our backups) at once
+            self.joined = True  # even if it failed: the next stabilize notices we are alone and retries
         elif lookup.purpose.startswith("finger:"):
             if owner is not None:
                 self.fingers[int(lookup.purpose[7:])] = owner
@@ -259,13 +261,14 @@ class ChordNode:
         """Join the ring through any member: look our own id up through it to find our successor."""
         self.joined = False
         self.predecessor = None
+        self._bootstrap = known
         self.start_lookup(self.me.id, now, via=known, purpose="join")
 
     def _stabilize_reply(self, reply: Reply, now: float) -> None:
         succ = self.successor
         x = reply.node
         if x is not None and x.id != self.me.id and in_open(x.id, self.me.id, succ.id):
-            self.successors = [x]
+            self.successors = _unique([x, *self.successors])[: self.config.successors]
             succ = x
         else:
             tail = [s for s in reply.successors if s.id != self.me.id]
@@ -282,8 +285,14 @@ class ChordNode:
                 self._request(self.successor, "get_pred", now)
             elif self.predecessor is not None:
                 self.successors = [self.predecessor]
-        if now >= self._next_fix and self.joined:
+            elif self._bootstrap is not None and self.joined:
+                # We lost every successor (they died before we learnt backups): join again.
+                self.join(self._bootstrap, now)
+                return
+        if now >= self._next_fix:
             self._next_fix = now + self.config.fix_fingers_every
+            if not self.joined:
+                return
             i = self._next_finger
             self._next_finger = (i + 1) % self.config.bits
             self.start_lookup((self.me.id + (1 << i)) % (1 << self.config.bits), now, purpose=f"finger:{i}")

@@ -90,6 +90,7 @@ async def ours(n: int, k: int, m: int, seed: int) -> dict[str, float]:
     await client.start()
     await client.wait_bootstrapped(timeout=10)
     await client.find_node(random_id(rng))
+    log(f"client routing table: {len(client.node.table)} nodes")
     figures = await measure(client, keys, m, rng)
     await client.stop()
     parent.send("stop")
@@ -106,6 +107,8 @@ async def libtorrent_nodes(n: int, k: int, m: int, seed: int) -> dict[str, float
         "enable_outgoing_utp": False, "enable_incoming_utp": False, "dht_restrict_routing_ips": False,
         "dht_restrict_search_ips": False, "dht_enforce_node_id": False, "dht_prefer_verified_node_ids": False,
         "dht_ignore_dark_internet": False, "alert_mask": 0, "aio_threads": 1, "hashing_threads": 1,
+        # Every node shares 127.0.0.1: lift the per-IP abuse block and the DHT upload cap.
+        "dht_block_ratelimit": 1_000_000, "dht_upload_rate_limit": 100_000_000,
     }
     sessions = [lt.session({**base, "listen_interfaces": "127.0.0.1:0", "dht_bootstrap_nodes": ""})]
     await asyncio.sleep(0.5)
@@ -128,6 +131,7 @@ async def libtorrent_nodes(n: int, k: int, m: int, seed: int) -> dict[str, float
     await client.start()
     await client.wait_bootstrapped(timeout=10)
     await client.find_node(random_id(rng))
+    log(f"client routing table: {len(client.node.table)} libtorrent nodes")
     figures = await measure(client, keys, m, random.Random(seed + 1))
     await client.stop()
     sessions.clear()

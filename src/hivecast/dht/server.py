@@ -181,6 +181,16 @@ class DhtServer:
         return await self._lookup(info_hash, "get_peers", timeout, announce_port=announce_port,
                                   implied_port=implied_port)
 
+    async def peers_for(self, info_hash: bytes, *, timeout: float = 20.0, attempts: int = 3) -> list[Address]:
+        """Peers for a torrent (a magnet's info-hash): get_peers lookups until one returns peers."""
+        for attempt in range(attempts):
+            lookup = await self.get_peers(info_hash, timeout=timeout)
+            if lookup.peers:
+                return sorted(lookup.peers)
+            if attempt + 1 < attempts:
+                await asyncio.sleep(1.0)
+        return []
+
     def add_node(self, addr: Address) -> None:
         """Contact a node by address (libtorrent's add_dht_node): ask it for our neighbours."""
         self.node.bootstrap([addr], self._now())

@@ -39,15 +39,16 @@ def pct(values: list[float], q: float) -> float:
 
 async def measure(client: DhtServer, keys: dict[bytes, tuple[str, int]], lookups: int,
                   rng: random.Random) -> dict[str, float]:
-    totals, ok = [], 0
+    totals, ok, queries = [], 0, 0
     for _ in range(lookups):
         key = rng.choice(list(keys))
         started = time.perf_counter()
         lookup = await client.get_peers(key, timeout=20)
         totals.append(time.perf_counter() - started)
         ok += keys[key] in lookup.peers
+        queries += lookup.stats.queries
     return {"lookups": lookups, "success": ok / lookups, "median_ms": 1000 * statistics.median(totals),
-            "p90_ms": 1000 * pct(totals, 0.9)}
+            "p90_ms": 1000 * pct(totals, 0.9), "queries_per_lookup": queries / lookups}
 
 
 async def _our_network(n: int, k: int, seed: int, conn: Connection) -> None:

@@ -21,6 +21,8 @@ from hivecast.sim.network import LatencyModel, VirtualNetwork
 from hivecast.sim.rng import derive_rng
 from hivecast.sim.workload import LookupRecord
 
+REANNOUNCE_EVERY = 15 * 60.0
+
 
 @dataclass(slots=True)
 class _Host:
@@ -44,6 +46,7 @@ class KademliaSim:
         self.hosts: dict[Address, _Host] = {}
         self._serial = 0
         self.catalogue: dict[bytes, Address] = {}  # key -> announcing peer
+        self._announced_at = 0.0
 
     # -- hosts -----------------------------------------------------------------------------------
     def _new_address(self) -> Address:
@@ -142,12 +145,24 @@ class KademliaSim:
             self._run_lookup(host, key, "get_peers", announce_port=host.addr[1])
             self.catalogue[key] = host.addr
         self.clock.run_until(self.clock.now + 5.0)  # let the announces land
+        self._announced_at = self.clock.now
+
+    def reannounce(self) -> None:
+        """Every announcer announces again (real clients do so every 15-30 minutes; stored peers
+        expire after 30)."""
+        for key, addr in self.catalogue.items():
+            if addr in self.hosts:
+                self._run_lookup(self.hosts[addr], key, "get_peers", announce_port=addr[1])
+        self.clock.run_until(self.clock.now + 5.0)
+        self._announced_at = self.clock.now
 
     def lookups(self, count: int, *, churn: float = 0.0, start_index: int = 0) -> list[LookupRecord]:
         records = []
         keys = list(self.catalogue)
         addrs = list(self.hosts)
         for i in range(count):
+            if self.clock.now - self._announced_at >= REANNOUNCE_EVERY:
+                self.reannounce()
             key = self.rng.choice(keys)
             source = self.rng.choice(addrs)
             while source not in self.hosts:

@@ -95,6 +95,10 @@ class Lookup:
             self._sorted.insert(i, cand)
             self._by_id[node.int_id] = cand
 
+    def add_candidates(self, nodes: list[NodeInfo], hops: int = 1) -> None:
+        """Feed in nodes learnt outside the lookup's own replies (a late bootstrap answer)."""
+        self._add(nodes, hops)
+
     def _find(self, node: NodeInfo) -> Candidate | None:
         cand = self._by_id.get(node.int_id)
         if cand is None or cand.node.addr != node.addr:

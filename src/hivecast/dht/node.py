@@ -377,7 +377,7 @@ class DhtNode:
         running = [i for i, r in self._lookups.items() if r.purpose == "bootstrap"]
         if running:
             # A bootstrap node answered after the self lookup began: feed its nodes in.
-            self._lookups[running[0]].lookup._add([node, *nodes], hops=1)
+            self._lookups[running[0]].lookup.add_candidates([node, *nodes])
             self._step_lookup(running[0], now)
             return
         self._start_self_lookup(now, seeds=[node, *nodes])

@@ -90,10 +90,10 @@ class DhtServer:
         if self.state_path is None:
             return
         try:
-            now = self._now()
-            nodes = sorted(self.node.table.nodes(), key=lambda n: -(self.node.table.get(n.id) or _zero).last_seen)
-            save_state(self.state_path, self.node.id, nodes)
-            self._last_save = now
+            # Most recently heard-from first: the likeliest to still be there at the next start.
+            entries = sorted((e for b in self.node.table.buckets for e in b.entries), key=lambda e: -e.last_seen)
+            save_state(self.state_path, self.node.id, [e.node for e in entries])
+            self._last_save = self._now()
         except OSError as exc:
             log.warning("cannot save the DHT routing table: %s", exc)
 
@@ -237,10 +237,3 @@ class DhtServer:
             "lookups_running": self.node.lookups_running,
             "external_ip": f"{self.node.external_ip[0]}" if self.node.external_ip else None,
         }
-
-
-class _Zero:
-    last_seen = 0.0
-
-
-_zero = _Zero()

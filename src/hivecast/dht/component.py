@@ -8,10 +8,12 @@ import asyncio
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from hivecast.dht.ids import Address
 from hivecast.dht.node import DhtConfig
 from hivecast.dht.server import DhtServer
+from hivecast.http import Request, Response
 from hivecast.net import AddressInUse
 
 if TYPE_CHECKING:
@@ -56,10 +58,18 @@ class DhtComponent:
             await self.server.start()
         node.services["dht"] = self.server
         node.services["dht_port"] = self.server.port
+        node.router.exact("/dht/stats", self._stats)
         self._sub = node.bus.subscribe("torrent.created")
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._announce_loop(cfg.announce_interval), name="dht-announce"))
         self._tasks.append(loop.create_task(self._on_created(), name="dht-torrent-created"))
+
+    async def _stats(self, request: Request) -> Response:
+        """Routing table and traffic figures of the running node (`hivecast dht stats --node URL`)."""
+        assert self.server is not None
+        figures = self.server.stats()
+        figures["announced_torrents"] = len(self.announced)
+        return Response.json(figures)
 
     async def stop(self) -> None:
         if self._sub is not None:
@@ -81,9 +91,28 @@ class DhtComponent:
             return [], None
         return [h for h in own if isinstance(h, bytes) and len(h) == 20], port
 
+    def _public_ip(self) -> str:
+        """The address peers reach our seeder at: the torrents service's public URL, else what DHT
+        nodes saw us as (BEP 42 `ip`), else the bind address (loopback for a wildcard bind)."""
+        assert self.node is not None and self.server is not None
+        public = getattr(self.node.services.get("torrents"), "public_url", None)
+        if callable(public):
+            with contextlib.suppress(Exception):
+                host = urlsplit(str(public())).hostname
+                if host:
+                    return host
+        if self.server.node.external_ip is not None:
+            return self.server.node.external_ip[0]
+        host = self.node.settings.host
+        return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
     async def announce(self, info_hash: bytes, port: int) -> int:
-        """Announce one torrent; returns how many nodes took the announce (tokens held)."""
+        """Announce one torrent; returns how many nodes took the announce (tokens held).
+
+        Our own node also lists us for the torrent, so a client that knows only this node (as its
+        bootstrap) finds the seeder even before the DHT around it has grown."""
         assert self.server is not None
+        self.server.node.peer_store.announce(info_hash, (self._public_ip(), port), self.server._now())
         lookup = await self.server.get_peers(info_hash, announce_port=port)
         self.announced[info_hash] = asyncio.get_running_loop().time()
         return sum(1 for c in lookup.closest() if c.token is not None)

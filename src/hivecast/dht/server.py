@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import time
@@ -12,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from hivecast.dht.ids import Address, NodeInfo, random_id
+from hivecast.dht.krpc import MAX_ITEM
 from hivecast.dht.lookup import Lookup
 from hivecast.dht.node import BootstrapDone, DhtConfig, DhtNode, LookupDone, PingDone
 from hivecast.dht.state import load_state, save_state
 from hivecast.net import UdpEndpoint, open_udp
 from hivecast.net.errors import NetError
+from hivecast.p2p.bencode import encode
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +90,19 @@ class DhtServer:
         if self.state_path is None:
             return
         try:
-            now = self._now()
-            nodes = sorted(self.node.table.nodes(), key=lambda n: -(self.node.table.get(n.id) or _zero).last_seen)
-            save_state(self.state_path, self.node.id, nodes)
-            self._last_save = now
+            # Most recently heard-from first: the likeliest to still be there at the next start.
+            entries = sorted((e for b in self.node.table.buckets for e in b.entries), key=lambda e: -e.last_seen)
+            save_state(self.state_path, self.node.id, [e.node for e in entries])
+            self._last_save = self._now()
         except OSError as exc:
             log.warning("cannot save the DHT routing table: %s", exc)
 
     # -- I/O glue ----------------------------------------------------------------------------------
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         self.node.receive(data, (str(addr[0]), int(addr[1])), self._now())
-        self._flush()
+        self._flush(wake=False)
 
-    def _flush(self) -> None:
+    def _flush(self, *, wake: bool = True) -> None:
         assert self.endpoint is not None
         for data, addr in self.node.take_datagrams():
             try:
@@ -117,7 +120,10 @@ class DhtServer:
                     pfut.set_result(event.node)
             elif isinstance(event, BootstrapDone):
                 self._bootstrapped.set()
-        self._wake.set()
+        if wake:
+            # Re-arm the timer only after our own actions; per-datagram wake-ups cost more than
+            # they buy (the timer still runs at least once a second).
+            self._wake.set()
 
     async def _timer(self) -> None:
         while True:
@@ -130,8 +136,7 @@ class DhtServer:
                     await self._wake.wait()
             now = self._now()
             self.node.tick(now)
-            self._flush()
-            self._wake.clear()
+            self._flush(wake=False)
             if now - self._last_save >= SAVE_EVERY:
                 self.save()
 
@@ -181,6 +186,30 @@ class DhtServer:
         return await self._lookup(info_hash, "get_peers", timeout, announce_port=announce_port,
                                   implied_port=implied_port)
 
+    async def put_immutable(self, value: Any, *, timeout: float = 20.0) -> bytes:
+        """BEP 44: store a bencodable value at the nodes closest to its SHA-1; returns that target."""
+        raw = encode(value)
+        if len(raw) > MAX_ITEM:
+            raise ValueError(f"a DHT item is at most {MAX_ITEM} bencoded bytes")
+        target = hashlib.sha1(raw).digest()
+        await self._lookup(target, "get", timeout, put_value=value)
+        return target
+
+    async def get_immutable(self, target: bytes, *, timeout: float = 20.0) -> Any:
+        """BEP 44: the item stored under `target` (verified against its hash), or None."""
+        lookup = await self._lookup(target, "get", timeout)
+        return lookup.value
+
+    async def peers_for(self, info_hash: bytes, *, timeout: float = 20.0, attempts: int = 3) -> list[Address]:
+        """Peers for a torrent (a magnet's info-hash): get_peers lookups until one returns peers."""
+        for attempt in range(attempts):
+            lookup = await self.get_peers(info_hash, timeout=timeout)
+            if lookup.peers:
+                return sorted(lookup.peers)
+            if attempt + 1 < attempts:
+                await asyncio.sleep(1.0)
+        return []
+
     def add_node(self, addr: Address) -> None:
         """Contact a node by address (libtorrent's add_dht_node): ask it for our neighbours."""
         self.node.bootstrap([addr], self._now())
@@ -208,10 +237,3 @@ class DhtServer:
             "lookups_running": self.node.lookups_running,
             "external_ip": f"{self.node.external_ip[0]}" if self.node.external_ip else None,
         }
-
-
-class _Zero:
-    last_seen = 0.0
-
-
-_zero = _Zero()

@@ -14,7 +14,8 @@ from hivecast.dht.server import DhtServer
 from tests.conftest import free_port
 from tests.interop.dht.ltdht import lt, lt_session, wait_for
 
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(120),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
 def _free_udp_tcp() -> int:
@@ -97,7 +98,7 @@ async def test_lookups_across_mixed_network_find_announced_peers() -> None:
 
         await wait_for(lt_found, timeout=30, interval=1.0)
     finally:
-        del sessions
+        sessions.clear()
         for server in ours:
             await server.stop()
 
@@ -148,3 +149,78 @@ async def test_libtorrent_downloads_magnet_found_only_through_our_node(tmp_path:
     finally:
         del seeder, leecher
         await ours.stop()
+
+
+async def test_our_client_finds_magnet_peers_through_dht_and_downloads(tmp_path: Path) -> None:
+    """The other direction: a libtorrent seeder announces over the DHT; our DHT node finds it for the
+    magnet and our BitTorrent client downloads from the peers it found (no tracker)."""
+    from hivecast.dht.cli import info_hash_from
+    from hivecast.p2p.client import download
+
+    hub = DhtServer()
+    await hub.start()
+    seed_dir = tmp_path / "seed"
+    seed_dir.mkdir()
+    payload = hashlib.sha256(b"magnet").digest() * 4096
+    (seed_dir / "clip.bin").write_bytes(payload)
+    info = lt.torrent_info(lt.bdecode(_make_torrent(seed_dir / "clip.bin")))
+    magnet = f"magnet:?xt=urn:btih:{info.info_hash()}&dn=clip.bin"
+    seeder = lt_session(_free_udp_tcp(), f"127.0.0.1:{hub.port}")
+    finder = DhtServer(bootstrap=[("127.0.0.1", hub.port)])
+    await finder.start()
+    try:
+        params = lt.add_torrent_params()
+        params.ti = info
+        params.save_path = str(seed_dir)
+        handle = seeder.add_torrent(params)
+        await wait_for(lambda: handle.status().is_seeding, timeout=30)
+        await wait_for(lambda: (handle.force_dht_announce(), hub.node.peer_store.peer_count())[1], timeout=40,
+                       interval=1.0)
+        peers = await finder.peers_for(info_hash_from(magnet), timeout=10)
+        assert ("127.0.0.1", seeder.listen_port()) in peers
+        torrent = await download(magnet, tmp_path / "out", peers=peers, timeout=60)
+        assert torrent.have is not None and torrent.have.complete
+        assert (tmp_path / "out" / "clip.bin").read_bytes() == payload
+    finally:
+        del seeder
+        await finder.stop()
+        await hub.stop()
+
+
+async def test_bep44_immutable_items_with_libtorrent() -> None:
+    """We put an item that libtorrent gets, and get the item libtorrent puts (BEP 44, immutable)."""
+    hub = DhtServer()
+    await hub.start()
+    ours = DhtServer(bootstrap=[("127.0.0.1", hub.port)])
+    await ours.start()
+    sessions = [lt_session(_free_udp_tcp(), f"127.0.0.1:{hub.port}") for _ in range(2)]
+    try:
+        await wait_for(lambda: len(hub.node.table) >= 3, timeout=30)
+        await ours.find_node(ours.node.id, timeout=10)
+        target = await ours.put_immutable(b"hello from hivecast")
+        got: list[Any] = []
+
+        def lt_got() -> bool:
+            sessions[1].dht_get_immutable_item(lt.sha1_hash(target))
+            for alert in sessions[1].pop_alerts():
+                if isinstance(alert, lt.dht_immutable_item_alert) and alert.item is not None:
+                    got.append(alert.item)
+            return any(g == b"hello from hivecast" for g in got)
+
+        await wait_for(lt_got, timeout=30, interval=1.0)
+        lt_target = sessions[0].dht_put_immutable_item(b"hello from libtorrent")
+        lt_hash = bytes.fromhex(str(lt_target))
+
+        async def we_get() -> bool:
+            return await ours.get_immutable(lt_hash, timeout=10) == b"hello from libtorrent"
+
+        for _ in range(20):
+            if await we_get():
+                break
+            await asyncio.sleep(1.0)
+        else:
+            pytest.fail("our get did not find libtorrent's item")
+    finally:
+        sessions.clear()
+        await ours.stop()
+        await hub.stop()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import struct
+import time
 from pathlib import Path
 from urllib.parse import quote_from_bytes
 
@@ -164,7 +166,7 @@ async def closed_by_peer(reader: asyncio.StreamReader) -> bool:
     return True
 
 
-@pytest.mark.parametrize("attack", ["oversized", "flood", "out-of-range", "garbage-after-handshake"])
+@pytest.mark.parametrize("attack", ["oversized", "flood", "out-of-range", "garbage-after-handshake", "unrequested"])
 async def test_hostile_peers_are_dropped_and_banned(tmp_path: Path, attack: str) -> None:
     d = make_content(tmp_path / "src", "v", 200_000)
     data = await create_torrent(d, piece_length=16384)
@@ -180,6 +182,10 @@ async def test_hostile_peers_are_dropped_and_banned(tmp_path: Path, attack: str)
             await writer.drain()
             await asyncio.sleep(0.2)  # unchoked at once: a slot is free
             writer.write(b"".join(m.request(m.REQUEST, i % 12, (i // 12) * 16, 16) for i in range(6000)))
+        elif attack == "unrequested":
+            block = os.urandom(16384)
+            for i in range(300):  # 4.8 MB nobody asked for
+                writer.write(m.piece_header(i % 12, 0, len(block)) + block)
         elif attack == "out-of-range":
             writer.write(m.have(10_000))
         else:
@@ -313,3 +319,120 @@ async def test_node_makes_hybrid_torrents_when_asked(node_factory: NodeFactory, 
                        timeout=30)
     assert t.completed.is_set()
     assert (tmp_path / "dl" / "h1" / "video.mp4").read_bytes() == (d / "video.mp4").read_bytes()
+
+
+async def test_peer_sitting_on_requests_loses_them(tmp_path: Path) -> None:
+    """A peer that claims every piece and unchokes, then never sends: its requests go to others."""
+    d = make_content(tmp_path / "src", "v", 400_000)
+    data = await create_torrent(d, piece_length=16384)
+    meta = parse_torrent(data)
+    good, _ = await seeder(tmp_path / "src", data)
+    staller_id = b"-ST0001-" + os.urandom(12)
+    got_requests = asyncio.Event()
+
+    async def staller(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(68)
+        writer.write(m.handshake(meta.info.info_hash, staller_id, m.reserved_bytes(fast=True, extended=False)))
+        writer.write(m.simple(m.HAVE_ALL) + m.simple(m.UNCHOKE))
+        with contextlib.suppress(Exception):
+            while chunk := await reader.read(65536):
+                if m.REQUEST in chunk:
+                    got_requests.set()
+
+    server = await asyncio.start_server(staller, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Session(SessionOptions(request_timeout=1.0))
+    await client.start()
+    try:
+        t = await client.add(Torrent.from_metainfo(meta, tmp_path / "out", peers=[("127.0.0.1", port)]))
+        async with asyncio.timeout(10):
+            await got_requests.wait()
+            stalled = next(p for p in t.peers.values() if p.wire.remote_peer_id == staller_id)
+            while not stalled.snubbed_until:  # the request timeout takes its blocks back
+                await asyncio.sleep(0.05)
+        assert not stalled.outstanding and t.picker is not None and not any(
+            part.requested for part in t.picker.partial.values())
+        t.connect_peer(("127.0.0.1", good.port))
+        async with asyncio.timeout(30):
+            await t.completed.wait()
+        assert (tmp_path / "out" / "v" / "video.mp4").read_bytes() == (d / "video.mp4").read_bytes()
+    finally:
+        await client.close()
+        await good.close()
+        server.close()
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+async def test_our_client_uses_the_nodes_web_seed(node_factory: NodeFactory, tmp_path: Path, hybrid: bool) -> None:
+    """No peer at all: every piece comes over HTTP ranges from the node's /vod/ URLs (BEP 19)."""
+    node = await node_factory("serve", p2p={"bt_port": 0, "tracker_udp_port": 0, "hybrid": hybrid,
+                                            "piece_length": 32768})
+    d = node.settings.media_dir / "vod" / "w1"
+    (d / "hls").mkdir(parents=True)
+    (d / "video.mp4").write_bytes(os.urandom(300_001))
+    (d / "hls" / "seg0.ts").write_bytes(os.urandom(50_000))
+    sub = node.bus.subscribe("torrent.created")
+    node.bus.publish("vod.packaged", {"id": "w1", "dir": str(d), "files": ["video.mp4", "hls/seg0.ts"]})
+    async with asyncio.timeout(20):
+        await sub.get()
+    meta = parse_torrent((d / "w1.torrent").read_bytes())
+    only_web = tmp_path / "web.torrent"
+    only_web.write_bytes(encode_torrent(meta.info.raw, web_seeds=list(meta.url_list)))
+    t = await download(str(only_web), tmp_path / "dl", timeout=60)
+    assert t.web_downloaded == meta.info.total_length  # piece space (pad zeros are made, not fetched)
+    for rel in ("video.mp4", "hls/seg0.ts"):
+        assert (tmp_path / "dl" / "w1" / rel).read_bytes() == (d / rel).read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["udp", "http"])
+async def test_our_client_finds_the_seeder_through_the_nodes_tracker(
+        node_factory: NodeFactory, tmp_path: Path, kind: str) -> None:
+    node = await node_factory("serve", p2p={"bt_port": 0, "tracker_udp_port": 0})
+    d = make_content(node.settings.media_dir / "vod", "u1", 300_000)
+    sub = node.bus.subscribe("torrent.created")
+    node.bus.publish("vod.packaged", {"id": "u1", "dir": str(d), "files": ["video.mp4"]})
+    async with asyncio.timeout(20):
+        await sub.get()
+    meta = parse_torrent((d / "u1.torrent").read_bytes())
+    tracker = next(t for t in meta.trackers if t.startswith(kind))
+    only = tmp_path / "t.torrent"
+    only.write_bytes(encode_torrent(meta.info.raw, announce=[tracker]))  # no web seed, no peers given
+    t = await download(str(only), tmp_path / "dl", timeout=30)
+    assert t.web_downloaded == 0 and t.downloaded >= meta.info.total_length
+    assert (tmp_path / "dl" / "u1" / "video.mp4").read_bytes() == (d / "video.mp4").read_bytes()
+    stats = node.services["torrents"].tracker.scrape([meta.info.info_hash], now=time.monotonic())
+    assert stats[meta.info.info_hash][0] >= 1
+
+
+async def test_liar_among_honest_peers_is_found_and_banned(tmp_path: Path) -> None:
+    """Good and bad blocks mixed in one piece: the piece is fetched again and, once it passes, the
+    peer whose block differed from the good data is banned (smart ban) - or at once if it alone
+    sent a failed piece. Nothing bad ever lands on disk."""
+    d = make_content(tmp_path / "src", "v", 1_000_000)
+    data = await create_torrent(d, piece_length=32768)
+    meta = parse_torrent(data)
+    good, _ = await seeder(tmp_path / "src", data)
+    evil, evil_t = await seeder(tmp_path / "src", data)
+    assert evil_t.storage is not None
+    real_read = evil_t.storage.read
+
+    def corrupt(index: int, begin: int, length: int) -> bytes:
+        block = bytearray(real_read(index, begin, length))
+        block[0] ^= 0xFF  # the first byte of every piece it serves is wrong
+        return bytes(block)
+
+    evil_t.storage.read = corrupt  # type: ignore[method-assign]
+    client = Session(SessionOptions(request_queue=4))
+    await client.start()
+    try:
+        t = await client.add(Torrent.from_metainfo(meta, tmp_path / "out",
+                                                   peers=[("127.0.0.1", evil.port), ("127.0.0.1", good.port)]))
+        async with asyncio.timeout(60):
+            await t.completed.wait()
+        assert t.hash_failures >= 1
+        assert client.is_banned("127.0.0.1", evil.peer_id, evil.port)
+        assert not client.is_banned("127.0.0.1", good.peer_id, good.port)
+        assert (tmp_path / "out" / "v" / "video.mp4").read_bytes() == (d / "video.mp4").read_bytes()
+    finally:
+        for s in (client, good, evil):
+            await s.close()

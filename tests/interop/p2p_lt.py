@@ -77,7 +77,24 @@ def lt_make_torrent(src_parent: Path, name: str, piece_size: int, *, hybrid: boo
     return bytes(lt.bencode(ct.generate()))
 
 
+async def assert_same_tree(a: Path, b: Path, timeout: float = 10.0) -> None:
+    """Byte-identical trees. libtorrent reports a piece done before its disk thread has written
+    every file, so the comparison is retried (with a deadline) until the files settle."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            same_tree(a, b)
+            return
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 def same_tree(a: Path, b: Path) -> bool:
     fa = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.suffix != ".torrent")
     fb = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file() and p.suffix != ".torrent")
-    return fa == fb and all((a / r).read_bytes() == (b / r).read_bytes() for r in fa)
+    assert fa == fb, (fa, fb)
+    for r in fa:
+        assert (a / r).read_bytes() == (b / r).read_bytes(), f"{r} differs"
+    return True

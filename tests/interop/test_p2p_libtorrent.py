@@ -17,11 +17,11 @@ from hivecast.p2p.session import Session, SessionOptions, Torrent
 from tests.conftest import NodeFactory
 from tests.interop.p2p_lt import (
     add,
+    assert_same_tree,
     libtorrent,
     lt_make_torrent,
     lt_session,
     make_files,
-    same_tree,
     torrent_info,
     wait_seeding,
 )
@@ -76,7 +76,7 @@ async def test_libtorrent_downloads_packaged_video(node_factory: NodeFactory, tm
     if via == "connect-peer":
         h.connect_peer(("127.0.0.1", node.services["bt_port"]))
     await wait_seeding(h, what=via)
-    assert same_tree(d, out / "vid42")
+    await assert_same_tree(d, out / "vid42")
     st = h.status()
     if via == "web-seed":
         assert node.services["torrents"].session.torrents[meta.info.info_hash].uploaded == 0
@@ -85,15 +85,22 @@ async def test_libtorrent_downloads_packaged_video(node_factory: NodeFactory, tm
     assert st.total_wanted == meta.info.total_length
 
 
-async def test_libtorrent_resolves_our_magnet_by_ut_metadata(node_factory: NodeFactory, tmp_path: Path) -> None:
+@pytest.mark.parametrize("link", ["bare+connect_peer", "node-magnet"])
+async def test_libtorrent_resolves_our_magnet_by_ut_metadata(
+        node_factory: NodeFactory, tmp_path: Path, link: str) -> None:
     node = await node_factory("serve", **P2P_FLAGS)
     d, meta = await packaged_video(node)
-    magnet = f"magnet:?xt=urn:btih:{meta.info.info_hash.hex()}&dn=vid42"
     ses = lt_session()
-    h = add(ses, tmp_path / "lt", magnet=magnet)
-    h.connect_peer(("127.0.0.1", node.services["bt_port"]))
+    if link == "node-magnet":
+        # The link the API hands out: trackers (HTTP, UDP) and the web seed; no peer given.
+        magnet = node.services["torrents"].info("vid42")["magnet"]
+        h = add(ses, tmp_path / "lt", magnet=magnet)
+    else:
+        magnet = f"magnet:?xt=urn:btih:{meta.info.info_hash.hex()}&dn=vid42"
+        h = add(ses, tmp_path / "lt", magnet=magnet)
+        h.connect_peer(("127.0.0.1", node.services["bt_port"]))
     await wait_seeding(h, what="magnet")
-    assert same_tree(d, tmp_path / "lt" / "vid42")
+    await assert_same_tree(d, tmp_path / "lt" / "vid42")
 
 
 @pytest.mark.parametrize("hybrid", [True, False])
@@ -112,7 +119,7 @@ async def test_our_client_downloads_from_libtorrent_seed(tmp_path: Path, hybrid:
     t = await download(str(tmp_path / "t.torrent"), tmp_path / "out", peers=[("127.0.0.1", ses.listen_port())],
                        timeout=60)
     assert t.have is not None and t.have.complete
-    assert same_tree(d, tmp_path / "out" / "movie")
+    await assert_same_tree(d, tmp_path / "out" / "movie")
     assert not (tmp_path / "out" / "movie" / ".pad").exists()
 
 
@@ -127,7 +134,7 @@ async def test_our_client_resolves_libtorrent_magnet(tmp_path: Path) -> None:
     magnet = lt.make_magnet_uri(h) + f"&x.pe=127.0.0.1:{ses.listen_port()}"
     t = await download(magnet, tmp_path / "out", timeout=60)
     assert t.info is not None and t.info.info_hash == parse_torrent(data).info.info_hash
-    assert same_tree(d, tmp_path / "out" / "clip")
+    await assert_same_tree(d, tmp_path / "out" / "clip")
 
 
 async def test_libtorrent_downloads_multi_file_from_our_client_session(tmp_path: Path) -> None:
@@ -144,7 +151,7 @@ async def test_libtorrent_downloads_multi_file_from_our_client_session(tmp_path:
         h = add(ses, tmp_path / "lt", ti=torrent_info(data))
         h.connect_peer(("127.0.0.1", sess.port))
         await wait_seeding(h)
-        assert same_tree(d, tmp_path / "lt" / "pack")
+        await assert_same_tree(d, tmp_path / "lt" / "pack")
     finally:
         await sess.close()
 
@@ -157,7 +164,8 @@ async def test_tshark_sees_no_malformed_bittorrent(tmp_path: Path) -> None:
 
     d = make_files(tmp_path / "src", "cap", {"a.bin": 300_000, "b.bin": 70_000})
     data = await create_torrent(d, piece_length=16384)
-    sess = Session(SessionOptions())
+    # Short choke rounds: choke/unchoke, keep-alives and ut_pex also go through the dissector.
+    sess = Session(SessionOptions(choke_interval=0.3))
     await sess.start()
     pcap = tmp_path / "bt.pcap"
     port = sess.port
@@ -167,10 +175,19 @@ async def test_tshark_sees_no_malformed_bittorrent(tmp_path: Path) -> None:
         tshark, "-i", "lo", "-w", str(pcap), "-f", f"tcp port {port}", "-q",
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        await asyncio.sleep(1.5)
-        if cap.returncode is not None:
-            err = await cap.stderr.read() if cap.stderr else b""
-            pytest.skip(f"tshark cannot capture here: {err.decode()[-200:]}")
+        assert cap.stderr is not None
+        seen = b""
+        try:
+            async with asyncio.timeout(30):  # traffic starts only once tshark says it captures
+                while b"Capturing on" not in seen:
+                    line = await cap.stderr.readline()
+                    if not line:
+                        break
+                    seen += line
+        except TimeoutError:
+            pass
+        if b"Capturing on" not in seen:
+            pytest.skip(f"tshark cannot capture here: {seen.decode(errors='replace')[-200:]}")
         await sess.add(Torrent.from_metainfo(parse_torrent(data), tmp_path / "src", seed_only=True))
         # Both directions in one capture: libtorrent downloads from us, then we download from it.
         h = add(ses, tmp_path / "lt", ti=torrent_info(data))
@@ -222,6 +239,41 @@ async def test_our_hybrid_torrents_match_libtorrent_and_seed_to_it(tmp_path: Pat
         h = add(ses, tmp_path / "lt", ti=torrent_info(ours))
         h.connect_peer(("127.0.0.1", sess.port))
         await wait_seeding(h, what="hybrid from our seeder")
-        assert same_tree(d, tmp_path / "lt" / "hyb")
+        await assert_same_tree(d, tmp_path / "lt" / "hyb")
     finally:
         await sess.close()
+
+
+async def test_libtorrent_learns_peers_from_our_pex(tmp_path: Path) -> None:
+    """ut_pex (BEP 11): libtorrent can only finish by hearing of our seed from our hub's PEX.
+
+    The hub has no data and never requests any (request queue 0); the seed connects only to the
+    hub. libtorrent is told about the hub alone, so it must take the seed's address from the
+    hub's PEX message to download anything.
+    """
+    from hivecast.p2p.metainfo import create_torrent
+
+    d = make_files(tmp_path / "src", "px", {"a.bin": 200_000})
+    data = await create_torrent(d, piece_length=16384)
+    meta = parse_torrent(data)
+    hub = Session(SessionOptions(choke_interval=0.5, request_queue=0))
+    seed = Session(SessionOptions())
+    await hub.start()
+    await seed.start()
+    try:
+        await hub.add(Torrent.from_metainfo(meta, tmp_path / "hub"))
+        ses = lt_session()
+        h = add(ses, tmp_path / "lt", ti=torrent_info(data))
+        h.connect_peer(("127.0.0.1", hub.port))
+        hub_t = hub.torrents[meta.info.info_hash]
+        async with asyncio.timeout(30):
+            while not any(p.wire.remote_ext.get("ut_pex") for p in hub_t.peers.values()):
+                await asyncio.sleep(0.1)
+        seed_t = await seed.add(Torrent.from_metainfo(meta, tmp_path / "src", seed_only=True))
+        seed_t.connect_peer(("127.0.0.1", hub.port))
+        await wait_seeding(h, what="download from a peer learned by PEX")
+        assert seed_t.uploaded >= meta.info.total_length and hub_t.uploaded == 0
+        await assert_same_tree(d, tmp_path / "lt" / "px")
+    finally:
+        await hub.close()
+        await seed.close()

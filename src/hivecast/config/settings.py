@@ -98,6 +98,13 @@ class P2PSettings(Section):
     web_seeds: bool = True
     hybrid: bool = Field(False, description="make hybrid v1+v2 torrents (BEP 52); peers still talk v1 to the seeder")
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
 
 class Settings(Section):
     role: Role = "serve"

@@ -19,7 +19,7 @@ def open_source(
     if source.startswith("magnet:"):
         mag = parse_magnet(source)
         return Torrent(info_hash=mag.info_hash, base_dir=out_dir, trackers=list(mag.trackers),
-                       peers=[*mag.peers, *(peers or [])], on_progress=on_progress)
+                       peers=[*mag.peers, *(peers or [])], on_progress=on_progress, web_seeds=list(mag.web_seeds))
     meta = read_torrent(source)
     return Torrent.from_metainfo(meta, out_dir, peers=peers, on_progress=on_progress)
 

@@ -11,6 +11,16 @@ MAX_BODY = 1024 * 1024
 
 
 async def http_get(url: str, *, timeout: float = 10.0, max_body: int = MAX_BODY) -> bytes:
+    status, body = await http_request(url, timeout=timeout, max_body=max_body)
+    if status != 200:
+        raise TrackerError(f"tracker answered HTTP {status}")
+    return body
+
+
+async def http_request(
+    url: str, *, headers: dict[str, str] | None = None, timeout: float = 10.0, max_body: int = MAX_BODY,
+) -> tuple[int, bytes]:
+    """(status, body) of a GET; raises TrackerError on transport or framing errors."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise TrackerError(f"unsupported tracker URL {url}")
@@ -22,7 +32,8 @@ async def http_get(url: str, *, timeout: float = 10.0, max_body: int = MAX_BODY)
     except NetError as exc:
         raise TrackerError(f"tracker unreachable: {exc}") from None
     try:
-        conn.write(f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: hivecast\r\n"
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        conn.write(f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: hivecast\r\n{extra}"
                    f"Connection: close\r\n\r\n".encode())
         await conn.drain()
         data = bytearray()
@@ -39,14 +50,14 @@ async def http_get(url: str, *, timeout: float = 10.0, max_body: int = MAX_BODY)
         raise TrackerError("tracker sent no HTTP response")
     status_line, *header_lines = head.split(b"\r\n")
     fields = status_line.split(b" ", 2)
-    if len(fields) < 2 or fields[1] != b"200":
-        raise TrackerError(f"tracker answered {status_line.decode('latin-1')}")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(b":") for h in header_lines)}
-    if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+    if len(fields) < 2 or not fields[1].isdigit():
+        raise TrackerError(f"bad HTTP status line {status_line[:80].decode('latin-1')}")
+    fields_map = {k.strip().lower(): v.strip() for k, _, v in (h.partition(b":") for h in header_lines)}
+    if fields_map.get(b"transfer-encoding", b"").lower() == b"chunked":
         body = _dechunk(body)
-    elif b"content-length" in headers and headers[b"content-length"].isdigit():
-        body = body[: int(headers[b"content-length"])]
-    return body
+    elif b"content-length" in fields_map and fields_map[b"content-length"].isdigit():
+        body = body[: int(fields_map[b"content-length"])]
+    return int(fields[1]), body
 
 
 def _dechunk(data: bytes) -> bytes:

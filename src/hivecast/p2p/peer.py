@@ -7,7 +7,6 @@ connection; breaches and bad data get the peer banned by the session.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -38,11 +37,15 @@ class Peer:
         self.listen_port: int | None = address[1] if outgoing else None
         self.connected_at = time.monotonic()
         self.outstanding: dict[tuple[int, int], int] = {}
+        # Blocks we stopped waiting for (cancel, choke, timeout): they may still arrive, late.
+        self.cancelled: dict[tuple[int, int], None] = {}
         self.raw_bitfield: bytes | None = None
         self.downloaded = 0
         self.uploaded = 0
         self.unrequested = 0
         self.last_piece_at: float | None = None
+        self.waiting_since: float | None = None  # oldest moment we had requests out and got nothing
+        self.snubbed_until = 0.0
         self.download_rate = 0.0
         self.upload_rate = 0.0
         self._rate_mark = (time.monotonic(), 0, 0)
@@ -140,7 +143,9 @@ class Peer:
         elif isinstance(ev, m.Interested):
             t.on_interested(self)
         elif isinstance(ev, m.NotInterested):
-            pass
+            # Its upload slot goes to someone who wants data now, not at the next 10 s round.
+            self.wire.choke()
+            t.fill_upload_slots()
         elif isinstance(ev, m.ExtHandshake):
             if ev.listen_port and not self.outgoing:
                 self.listen_port = ev.listen_port
@@ -204,6 +209,8 @@ class Peer:
         t = self.torrent
         if t.picker is None or self.wire.peer_choking or not self.wire.am_interested:
             return
+        if self.snubbed_until and time.monotonic() < self.snubbed_until:
+            return
         depth = t.session.request_queue
         want = depth - len(self.outstanding)
         if want < depth // 4:
@@ -211,17 +218,41 @@ class Peer:
         assert self.wire.peer_has is not None
         for index, begin, length in t.picker.pick(self, self.wire.peer_has, want):
             self.outstanding[(index, begin)] = length
+            if self.waiting_since is None:
+                self.waiting_since = time.monotonic()
             self.wire.request(index, begin, length)
+
+    def forget(self, key: tuple[int, int]) -> None:
+        """Stop waiting for a block; if it still comes it is late, not unasked-for."""
+        self.outstanding.pop(key, None)
+        self.cancelled[key] = None
+        if len(self.cancelled) > 4096:
+            del self.cancelled[next(iter(self.cancelled))]
 
     def drop_outstanding(self) -> None:
         t = self.torrent
         if t.picker is not None:
             t.picker.cancel_peer(self)
-        self.outstanding.clear()
+        for key in list(self.outstanding):
+            self.forget(key)
+        self.waiting_since = None
+
+    def check_stalled(self, now: float, timeout: float) -> bool:
+        """A peer that sits on our requests (claims pieces it never sends) loses them to others."""
+        if self.waiting_since is None or not self.outstanding or now - self.waiting_since < timeout:
+            return False
+        for (index, begin), length in self.outstanding.items():
+            self.wire.cancel(index, begin, length)
+        self.drop_outstanding()
+        self.snubbed_until = now + 2 * timeout
+        return True
 
     async def on_piece(self, ev: m.Piece) -> None:
         t = self.torrent
         length = self.outstanding.pop((ev.index, ev.begin), None)
+        if length is None and (ev.index, ev.begin) in self.cancelled:
+            del self.cancelled[(ev.index, ev.begin)]
+            return  # a block we cancelled, arriving late: normal in endgame
         if length is None or length != len(ev.block) or t.picker is None:
             # Late (after a cancel/endgame) is normal; megabytes nobody asked for is abuse.
             self.unrequested += len(ev.block)
@@ -231,6 +262,7 @@ class Peer:
         self.downloaded += len(ev.block)
         t.downloaded += len(ev.block)
         self.last_piece_at = time.monotonic()
+        self.waiting_since = self.last_piece_at if self.outstanding else None
         await t.on_block(self, ev.index, ev.begin, ev.block)
 
     def on_request(self, ev: m.Request) -> None:
@@ -260,9 +292,6 @@ class Peer:
                 self.uploaded += length
                 t.uploaded += length
                 budget -= length
-
-    def block_digest(self, block: bytes) -> bytes:
-        return hashlib.sha1(block).digest()
 
     async def close(self) -> None:
         self.closed = True

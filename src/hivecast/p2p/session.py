@@ -24,7 +24,7 @@ from typing import Any
 from hivecast.net import Connection, ConnectionLimits, NetError, TcpServer, connect, open_udp
 from hivecast.p2p import choker
 from hivecast.p2p.bitfield import Bitfield
-from hivecast.p2p.errors import MetainfoError, PeerProtocolError, TrackerError
+from hivecast.p2p.errors import MetainfoError, P2PError, PeerProtocolError, TrackerError
 from hivecast.p2p.httpclient import http_get
 from hivecast.p2p.metainfo import InfoDict, Metainfo, parse_info
 from hivecast.p2p.peer import Peer
@@ -32,6 +32,7 @@ from hivecast.p2p.picker import PiecePicker
 from hivecast.p2p.storage import Storage
 from hivecast.p2p.tracker import http as tracker_http
 from hivecast.p2p.tracker import udp as tracker_udp
+from hivecast.p2p.webseed import WebSeed
 from hivecast.p2p.wire import messages as m
 from hivecast.p2p.wire.protocol import PeerWire, WireLimits
 
@@ -55,6 +56,8 @@ class SessionOptions:
     handshake_timeout: float = 10.0
     connect_timeout: float = 5.0
     announce_numwant: int = 50
+    request_timeout: float = 20.0
+    choke_interval: float = choker.ROUND_SECONDS  # one choke round (and ut_pex message) per interval
     wire: WireLimits = field(default_factory=WireLimits)
 
 
@@ -73,7 +76,9 @@ class Session:
         self.options = options or SessionOptions()
         self.peer_id = peer_id or make_peer_id()
         self.torrents: dict[bytes, Torrent] = {}
-        self.banned: set[Any] = set()
+        # Insertion-ordered and capped: a flood of fresh identities cannot grow it without bound.
+        self.banned: dict[Any, None] = {}
+        self.max_bans = 10_000
         limits = ConnectionLimits(
             max_connections=4096, idle_timeout=self.options.idle_timeout, read_buffer=512 * 1024,
             write_buffer_high=1024 * 1024, write_buffer_max=16 * 1024 * 1024,
@@ -110,10 +115,13 @@ class Session:
 
     def ban(self, peer: Peer, reason: str) -> None:
         log.warning("banning peer %s: %s", peer.address, reason)
-        self.banned.add(ban_key(peer.conn.peer[0], peer.wire.remote_peer_id))
-        self.banned.add(ban_key(peer.address[0], peer.wire.remote_peer_id))
+        keys = [ban_key(peer.conn.peer[0], peer.wire.remote_peer_id), ban_key(peer.address[0], peer.wire.remote_peer_id)]
         if peer.listen_port:
-            self.banned.add((peer.address[0], peer.listen_port))
+            keys.append((peer.address[0], peer.listen_port))
+        for key in keys:
+            self.banned[key] = None
+        while len(self.banned) > self.max_bans:
+            del self.banned[next(iter(self.banned))]
 
     def is_banned(self, ip: str, peer_id: bytes | None, port: int | None = None) -> bool:
         return ban_key(ip, peer_id) in self.banned or (port is not None and (ip, port) in self.banned)
@@ -154,13 +162,8 @@ async def _read_handshake(conn: Connection, wire: PeerWire) -> m.Handshake:
         if not data:
             raise PeerProtocolError("closed during handshake")
         wire.receive_data(data)
-        if wire.state.value == "open":
-            events = wire.events()
-            hs = events[0]
-            assert isinstance(hs, m.Handshake)
-            # Whatever came after the handshake is replayed once the peer object exists.
-            wire._events = events[1:] + wire._events
-            return hs
+        if wire.handshake is not None:
+            return wire.handshake
 
 
 class Torrent:
@@ -170,11 +173,14 @@ class Torrent:
         self, *, info_hash: bytes, base_dir: Path, info: InfoDict | None = None, trackers: list[str] | None = None,
         peers: list[tuple[str, int]] | None = None, seed_only: bool = False, trust_complete: bool = False,
         announce_interval_floor: float = 1.0, on_progress: Callable[[Torrent], None] | None = None,
+        web_seeds: list[str] | None = None,
     ) -> None:
         self.info_hash = info_hash
         self.base_dir = Path(base_dir)
         self.info: InfoDict | None = None
         self.trackers = list(trackers or [])
+        self.web_seeds = [WebSeed(u) for u in web_seeds or [] if u.startswith("http://")]
+        self.web_downloaded = 0
         self.candidates: dict[tuple[str, int], float] = {}
         for p in peers or []:
             self.candidates[p] = 0.0
@@ -191,7 +197,7 @@ class Torrent:
         self.uploaded = 0
         self.downloaded = 0
         self.buffers: dict[int, bytearray] = {}
-        self.contributors: dict[int, dict[int, Peer]] = {}
+        self.contributors: dict[int, dict[int, Peer | WebSeed]] = {}
         self.failed_blocks: dict[int, dict[int, tuple[bytes, Any]]] = {}
         self.hash_failures = 0
         self.metadata_size: int | None = None
@@ -209,7 +215,9 @@ class Torrent:
     @classmethod
     def from_metainfo(cls, meta: Metainfo, base_dir: Path, **kw: Any) -> Torrent:
         trackers = list(kw.pop("trackers", None) or meta.trackers)
-        return cls(info_hash=meta.info.info_hash, base_dir=base_dir, info=meta.info, trackers=trackers, **kw)
+        seeds = list(kw.pop("web_seeds", None) or meta.url_list)
+        return cls(info_hash=meta.info.info_hash, base_dir=base_dir, info=meta.info, trackers=trackers,
+                   web_seeds=seeds, **kw)
 
     # -- metadata --
     def _set_info(self, info: InfoDict) -> None:
@@ -282,6 +290,8 @@ class Torrent:
         self._spawn(self._choke_loop(), "choke")
         if self.trackers:
             self._spawn(self._announce_loop(), "announce")
+        if self.web_seeds and not self.seed_only:
+            self._spawn(self._web_seed_loop(), "webseed")
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=f"torrent-{name}")
@@ -349,6 +359,14 @@ class Torrent:
 
     async def _connect_loop(self) -> None:
         while True:
+            now = time.monotonic()
+            for p in list(self.peers.values()):
+                if p.check_stalled(now, self.session.options.request_timeout):
+                    log.info("peer %s sat on our requests; asking others", p.address)
+                    for other in self.peers.values():
+                        other.maybe_request()
+                        with contextlib.suppress(NetError):
+                            other.flush()
             if self.have is None or not self.have.complete or self.info is None:
                 now = time.monotonic()
                 connected = self._connected_addresses()
@@ -409,6 +427,8 @@ class Torrent:
             await runner
         finally:
             self.peers.pop(pid, None)
+            if not peer.wire.am_choking and not self.stopped:
+                self.fill_upload_slots()
             if self.picker is not None:
                 self.picker.cancel_peer(peer)
                 if peer.counted_in_picker and peer.wire.peer_has is not None:
@@ -427,6 +447,16 @@ class Torrent:
             return
         await peer.run()
 
+    def fill_upload_slots(self) -> None:
+        """Unchoke waiting interested peers into free slots (a peer left or lost interest)."""
+        free = self.session.options.upload_slots - sum(1 for p in self.peers.values() if not p.wire.am_choking)
+        waiting = [p for p in self.peers.values() if p.wire.am_choking and p.wire.peer_interested and not p.closed]
+        random.shuffle(waiting)
+        for p in waiting[: max(0, free)]:
+            p.wire.unchoke()
+            with contextlib.suppress(NetError):
+                p.flush()
+
     def on_interested(self, peer: Peer) -> None:
         unchoked = sum(1 for p in self.peers.values() if not p.wire.am_choking)
         # Fill free slots at once instead of waiting for the next 10 s round.
@@ -436,7 +466,7 @@ class Torrent:
     async def _choke_loop(self) -> None:
         rng = random.Random()
         while True:
-            await asyncio.sleep(choker.ROUND_SECONDS)
+            await asyncio.sleep(self.session.options.choke_interval)
             now = time.monotonic()
             stats = []
             for p in self.peers.values():
@@ -472,8 +502,48 @@ class Torrent:
                 with contextlib.suppress(NetError):
                     p.flush()
 
+    # -- web seeds --
+    def _pieces_for_web_seed(self) -> Bitfield | None:
+        """Missing pieces no connected peer has; all missing ones if no peer is unchoking us."""
+        if self.picker is None or self.have is None or self.have.complete:
+            return None
+        feeding = any(not p.wire.peer_choking and p.wire.am_interested for p in self.peers.values())
+        wanted = Bitfield(self.have.size)
+        for i in self.have.missing():
+            if not feeding or self.picker.availability[i] == 0:
+                wanted.add(i)
+        return wanted if wanted.count else None
+
+    async def _web_seed_loop(self) -> None:
+        await self.metadata_ready.wait()
+        assert self.info is not None and self.storage is not None
+        while not self.completed.is_set():
+            wanted = self._pieces_for_web_seed()
+            now = time.monotonic()
+            seeds = [w for w in self.web_seeds if w.retry_at <= now]
+            if wanted is None or not seeds or self.picker is None:
+                await asyncio.sleep(1.0)
+                continue
+            ws = seeds[0]
+            blocks = self.picker.pick(ws, wanted, max(1, self.info.piece_length // self.picker.block_size))
+            if not blocks:
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                for index, begin, length in blocks:
+                    block = await ws.fetch(self.info, self.storage.layout, index, begin, length)
+                    self.downloaded += length
+                    self.web_downloaded += length
+                    await self.on_block(ws, index, begin, block)
+                ws.failures = 0
+            except (P2PError, OSError) as exc:
+                log.info("%s", exc)
+                self.picker.cancel_peer(ws)
+                ws.failures += 1
+                ws.retry_at = time.monotonic() + min(60.0, 2.0**ws.failures)
+
     # -- data --
-    async def on_block(self, peer: Peer, index: int, begin: int, block: bytes) -> None:
+    async def on_block(self, peer: Peer | WebSeed, index: int, begin: int, block: bytes) -> None:
         picker, info = self.picker, self.info
         assert picker is not None and info is not None
         if self.have is not None and index in self.have:
@@ -491,7 +561,7 @@ class Torrent:
         for other in self.peers.values():
             for (i, b), length in list(other.outstanding.items()):
                 if i == index:
-                    del other.outstanding[(i, b)]
+                    other.forget((i, b))
                     other.wire.cancel(i, b, length)
         self._verifying.add(index)
         data = self.buffers.pop(index)
@@ -532,14 +602,19 @@ class Torrent:
             if self.trackers:
                 self._spawn(self._announce_all("completed"), "announce-done")
 
-    def _piece_failed(self, index: int, data: bytearray, contributors: dict[int, Peer]) -> None:
+    def _piece_failed(self, index: int, data: bytearray, contributors: dict[int, Peer | WebSeed]) -> None:
         assert self.picker is not None
         self.hash_failures += 1
         log.warning("piece %d failed its hash check", index)
         self.picker.piece_failed(index)
         senders = set(contributors.values())
+        if len(senders) == 1 and isinstance(only := next(iter(senders)), WebSeed):
+            only.failures += 1
+            only.retry_at = time.monotonic() + 60.0  # a web seed with wrong bytes: leave it alone a while
+            return
         if len(senders) == 1:
             liar = senders.pop()
+            assert isinstance(liar, Peer)
             liar.ban_reason = "sent a piece that failed its hash"
             self.session.ban(liar, liar.ban_reason)
             liar.closed = True

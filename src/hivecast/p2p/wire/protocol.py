@@ -62,6 +62,7 @@ class PeerWire:
         self.fast = False
         self.extended = False
         self.remote_peer_id: bytes | None = None
+        self.handshake: m.Handshake | None = None
         self.am_choking = True
         self.am_interested = False
         self.peer_choking = True
@@ -111,7 +112,8 @@ class PeerWire:
             self.extended = bool(reserved[m.EXT_BYTE] & m.EXT_BIT & self._local_reserved[m.EXT_BYTE])
             self.remote_peer_id = peer_id
             self.state = State.OPEN
-            self._events.append(m.Handshake(reserved, info_hash, peer_id))
+            self.handshake = m.Handshake(reserved, info_hash, peer_id)
+            self._events.append(self.handshake)
             pos = m.HANDSHAKE_LENGTH
         n = len(buf)
         limit = self.limits.max_message
@@ -361,8 +363,10 @@ class PeerWire:
 
     def piece(self, index: int, begin: int, block: bytes | memoryview) -> bool:
         """Queue a block for a request still outstanding; False if it was cancelled meanwhile."""
-        if self.peer_requests.pop((index, begin, len(block)), 0) is not None:
+        key = (index, begin, len(block))
+        if key not in self.peer_requests:
             return False
+        del self.peer_requests[key]
         self._out.append(m.piece_header(index, begin, len(block)))
         self._out.append(block)
         return True

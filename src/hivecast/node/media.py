@@ -39,7 +39,10 @@ class MediaOrigin:
             request.route_prefix = self.prefix
             return await self.files(request)
         request.route_prefix = f"{self.prefix}{name}/"
-        return await handler(request)
+        try:
+            return await handler(request)
+        finally:
+            request.route_prefix = self.prefix  # metrics label by route, never by stream name
 
 
 class MediaRoutes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
@@ -259,8 +260,9 @@ async def test_rtcp_receiver_reports_give_reader_qos(live: Node) -> None:
         await client.close()
 
 
-async def test_pull_from_our_own_server(live: Node, node_factory: Any) -> None:
-    mirror = await node_factory(rtsp={"pull": {"mirror": url(live)}})
+@pytest.mark.parametrize("suffix", ["", "#udp"])
+async def test_pull_from_our_own_server(live: Node, node_factory: Any, suffix: str) -> None:
+    mirror = await node_factory(rtsp={"pull": {"mirror": url(live) + suffix}})
     registry = mirror.services["live_registry"]
     async with asyncio.timeout(20):
         while (s := registry.get("mirror")) is None or s.units < 50:
@@ -271,6 +273,11 @@ async def test_pull_from_our_own_server(live: Node, node_factory: Any) -> None:
         first = await reader.get()
     assert first.codec == "h264" and first.keyframe and first.data.startswith(b"\x00\x00\x00\x01")
     reader.close()
+    # The source sees our receiver reports: its reader session has RTCP figures.
+    server = live.services["rtsp_server"]
+    async with asyncio.timeout(10):
+        while not any(q["rtt_ms"] is not None for q in server.reader_qos("live/syn")):
+            await asyncio.sleep(0.1)
 
 
 async def test_pull_reconnects_with_backoff(node_factory: Any) -> None:
@@ -301,3 +308,119 @@ async def test_pull_reconnects_with_backoff(node_factory: Any) -> None:
 
 def test_transport_reply_parses() -> None:
     assert parse_transport("RTP/AVP/TCP;unicast;interleaved=0-1;ssrc=0000ABCD")[0].ssrc == 0xABCD
+
+
+async def test_mutated_requests_never_take_the_server_down(live: Node, caplog: pytest.LogCaptureFixture) -> None:
+    """Random bytes and mutated valid requests on fresh connections; the server keeps serving."""
+    import random
+
+    client, col, _ = await play_tcp(live)
+    rng = random.Random(1234)
+    u = url(live)
+    valid = [f"OPTIONS {u} RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+             f"DESCRIBE {u} RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\n\r\n",
+             f"SETUP {u}/trackID=0 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
+             f"ANNOUNCE {u}2 RTSP/1.0\r\nCSeq: 4\r\nContent-Type: application/sdp\r\nContent-Length: 20\r\n\r\nv=0\r\nm=video 0 RTP/AVP"]
+    try:
+        for i in range(40):
+            data = bytearray(rng.choice(valid).encode())
+            for _ in range(rng.randint(1, 8)):
+                op = rng.random()
+                pos = rng.randrange(len(data))
+                if op < 0.4:
+                    data[pos] = rng.randrange(256)
+                elif op < 0.7:
+                    del data[pos : pos + rng.randint(1, 10)]
+                else:
+                    data[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 30)))
+            if i % 5 == 0:
+                data = bytearray(rng.randbytes(rng.randint(1, 3000)))
+            await raw_exchange(live, bytes(data), read_limit=0.2)
+        responses, _ = await raw_exchange(live, valid[0].encode(), read_limit=1)
+        assert responses and responses[0].status == 200
+        before = col.count()
+        await col.wait(before + 30)
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert errors == []  # no handler crashed on the way
+    finally:
+        await client.close()
+
+
+async def test_every_live_stream_reports_qos_events(live: Node) -> None:
+    events = live.bus.subscribe("stream.qos")
+    async with asyncio.timeout(10):
+        while True:
+            event = await events.get()
+            if event.data["name"] == "live/syn" and event.data["bitrate_bps"] > 0:
+                break
+    assert event.data["rtsp_readers"] == 0 and event.data["readers"] == 0
+
+
+async def test_cli_rtsp_pull_serves_the_pulled_stream(live: Node, tmp_path: Any) -> None:
+    """`hivecast rtsp pull URL --as NAME` as a user runs it: a real process that pulls and serves."""
+    import os
+    import signal
+    import socket
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIVECAST_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hivecast", "rtsp", "pull", url(live), "--as", "mirror", "--host", "127.0.0.1",
+        "--http-port", "0", "--rtsp-port", str(port), "--data-dir", str(tmp_path / "pull"),
+        env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        col = Collector()
+        async with asyncio.timeout(30):
+            while True:
+                client = RtspClient(f"rtsp://127.0.0.1:{port}/mirror", on_frame=col)
+                try:
+                    await client.connect()
+                    response = await client.request("DESCRIBE")
+                    if response.status == 200:
+                        break
+                except Exception:
+                    pass
+                finally:
+                    await client.close()
+                await asyncio.sleep(0.3)
+        assert b"H264/90000" in response.body and b"MPEG4-GENERIC/48000" in response.body
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(15):
+            await proc.wait()
+    assert proc.returncode == 0
+
+
+async def test_rtsp_figures_in_metrics(live: Node) -> None:
+    import urllib.request
+
+    client, col, _ = await play_tcp(live)
+    try:
+        await col.wait(10)
+        port = live.services["http_port"]
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
+        assert 'hivecast_rtsp_sessions{kind="play"} 1.0' in body
+        assert "hivecast_live_streams 1.0" in body and 'hivecast_limit{name="rtsp_session_timeout"} 3.0' in body
+    finally:
+        await client.close()
+
+
+async def test_push_to_our_own_server(live: Node, node_factory: Any) -> None:
+    source = await node_factory(rtsp={"push": {"cam": url(live, "relayed/cam")}})
+    task = asyncio.get_running_loop().create_task(synthetic(source.services["live_registry"], "cam"))
+    try:
+        registry = live.services["live_registry"]
+        async with asyncio.timeout(20):
+            while (s := registry.get("relayed/cam")) is None or s.units < 50:
+                await asyncio.sleep(0.1)
+        assert [t.codec for t in s.tracks] == ["h264", "aac"] and s.tracks[0].sps == SPS
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

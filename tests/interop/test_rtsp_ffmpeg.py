@@ -305,3 +305,107 @@ async def test_b_frames_give_consumers_increasing_dts(live_node: Node, ffmpeg_ex
         assert all(d <= p for p, d in zip(pts, dts, strict=False))
     finally:
         await stop(publisher)
+
+
+async def test_replace_publisher_setting(node_factory: Any, ffmpeg_exe: str) -> None:
+    node = await node_factory(open_publish=True, rtsp={"replace_publisher": True})
+    url = rtsp_url(node, "live/swap")
+    first = await start_publisher(ffmpeg_exe, url, "tcp", seconds=20)
+    second = None
+    try:
+        await wait_live(node, "live/swap")
+        old = node.services["live_registry"].get("live/swap")
+        second = await start_publisher(ffmpeg_exe, url, "tcp", seconds=20)
+        async with asyncio.timeout(20):
+            await first.wait()  # the server ended the replaced publisher's session
+        assert first.returncode != 0
+        new = node.services["live_registry"].get("live/swap")
+        assert new is not None and new is not old and second.returncode is None
+    finally:
+        await stop(first)
+        if second is not None:
+            await stop(second)
+
+
+async def test_pause_play_teardown_on_an_ffmpeg_stream(live_node: Node, ffmpeg_exe: str) -> None:
+    """ffmpeg cannot be told to PAUSE from its command line, so our client drives the player side."""
+    from hivecast.rtp import RtpPacket, is_rtcp
+    from hivecast.rtsp.client import RtspClient
+    from hivecast.rtsp.message import InterleavedFrame
+
+    url = rtsp_url(live_node, "live/pp")
+    publisher = await start_publisher(ffmpeg_exe, url, "udp", seconds=14)
+    packets: list[RtpPacket] = []
+
+    def on_frame(frame: InterleavedFrame) -> None:
+        if frame.channel % 2 == 0 and not is_rtcp(frame.data):
+            packets.append(RtpPacket.parse(frame.data))
+
+    client = RtspClient(url, on_frame=on_frame)
+    try:
+        await wait_live(live_node, "live/pp")
+        await client.connect()
+        sd = await client.describe()
+        for i, m in enumerate(sd.media):
+            await client.setup_tcp(m.control, 2 * i)
+        await client.checked("PLAY")
+        async with asyncio.timeout(10):
+            while len(packets) < 50:
+                await asyncio.sleep(0.05)
+        await client.checked("PAUSE")
+        paused = len(packets)
+        other = asyncio.ensure_future(read_with_ffmpeg(ffmpeg_exe, url, "udp", 2))
+        await asyncio.sleep(1.0)
+        assert len(packets) == paused
+        await client.checked("PLAY")
+        async with asyncio.timeout(10):
+            while len(packets) < paused + 50:
+                await asyncio.sleep(0.05)
+        await client.checked("TEARDOWN")
+        assert (await client.request("PLAY")).status == 454
+        assert_decoded(await other, 2)  # a second player was never disturbed
+    finally:
+        await client.close()
+        await stop(publisher)
+
+
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
+async def test_gstreamer_plays_our_demo_stream(node_factory: Any, protocol: str) -> None:
+    """GStreamer's rtspsrc (a second third-party player) decodes our relay over UDP and TCP."""
+    import json
+
+    reason = await asyncio.to_thread(gst_available)
+    if reason:
+        pytest.skip(f"GStreamer not usable: {reason}")
+    node = await node_factory(demo=True)
+    await wait_live(node, "demo")
+    proc = await asyncio.create_subprocess_exec(
+        "/usr/bin/python3", str(Path(__file__).parent / "peers" / "gst_rtsp_play.py"), rtsp_url(node, "demo"),
+        protocol, "3", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    async with asyncio.timeout(30):
+        out, _ = await proc.communicate()
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert result["errors"] == [] and result["video"] >= 50 and result["audio"] >= 100, result
+
+
+async def test_push_to_ffmpeg_listening_as_rtsp_server(node_factory: Any, ffmpeg_exe: str) -> None:
+    """Our push client (ANNOUNCE/RECORD) publishes the demo to ffmpeg run as an RTSP server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    target = f"rtsp://127.0.0.1:{port}/in"
+    listener = await asyncio.create_subprocess_exec(
+        ffmpeg_exe, "-hide_banner", "-v", "error", "-rtsp_flags", "listen", "-timeout", "30", "-i", target,
+        "-map", "0:v:0", "-map", "0:a:0", "-t", "3", "-f", "framemd5", "-",
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        await asyncio.sleep(0.5)
+        node = await node_factory(demo=True, rtsp={"push": {"demo": target}})
+        async with asyncio.timeout(40):
+            out, err = await listener.communicate()
+        assert listener.returncode == 0 and err.strip() == b"", err.decode()
+        frames = [ln for ln in out.decode().splitlines() if ln and not ln.startswith("#")]
+        assert sum(ln.startswith("0,") for ln in frames) >= 60 and sum(ln.startswith("1,") for ln in frames) >= 100
+        assert node.services["live_registry"].get("demo") is not None
+    finally:
+        await stop(listener)

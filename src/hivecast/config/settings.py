@@ -96,7 +96,8 @@ class RtspSettings(Section):
     mtu: int = Field(default=1200, ge=200, le=65000)
     replace_publisher: bool = False  # a second publisher replaces the first instead of being refused
     publish_keys: dict[str, str] = Field(default_factory=dict)  # stream name (or "*") -> key
-    pull: dict[str, str] = Field(default_factory=dict)  # stream name -> rtsp:// URL to pull from
+    pull: dict[str, str] = Field(default_factory=dict)  # stream name -> rtsp:// URL to pull ("#udp": over UDP)
+    push: dict[str, str] = Field(default_factory=dict)  # local stream name -> rtsp:// URL to publish it to
 
 
 class Settings(Section):

@@ -13,8 +13,16 @@ Forms of the payload (`AccessUnit.data`):
 - H.264 and H.265: Annex-B byte stream, every NAL unit prefixed by a 4-byte start code 00 00 00 01;
   a keyframe access unit carries its parameter sets (H.265: VPS too) in band before the slice.
 - AAC: one raw AAC frame (no ADTS header); the AudioSpecificConfig is `TrackInfo.config`.
+- Opus: one Opus packet (RFC 6716), 48 kHz timebase.
 Timestamps `pts`/`dts` count ticks of `timebase` per second (90000 for video, the sample rate for
-audio). They start near zero when the stream goes live and only increase (dts).
+audio, 48000 for Opus). They start near zero when the stream goes live; dts strictly increases per
+track (video pts jumps around it when the stream has B-frames). All tracks of a stream share one
+time origin, so `pts / timebase` lines audio up with video.
+
+Where to find it: `node.services["live_registry"]`. Bus events on `node.bus`: `stream.live` and
+`stream.offline` ({"name"}), and `stream.qos` ({"name", "bitrate_bps", "readers", ...}) about once
+a second per live stream; `registry.info(name)` gives {"name", "state", "readers", "tracks", "qos",
+"source", "uptime", "units", "bytes"}.
 
 Readers never slow the publisher: when a reader's queue is full, everything queued is dropped,
 counted in `reader.dropped`, and the reader resumes at the next video keyframe (GOP-aware drop).

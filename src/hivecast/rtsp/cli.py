@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "locally as NAME; readers play rtsp://HOST:RTSP_PORT/NAME. Reconnects with back-off.")
     pull.add_argument("url", help="rtsp://[user:pass@]host[:port]/path of the source")
     pull.add_argument("--as", dest="name", required=True, metavar="NAME", help="local stream name")
+    pull.add_argument("--transport", choices=["tcp", "udp"], default="tcp",
+                      help="how media comes from the source: TCP interleaved (default) or RTP over UDP")
+    pull.add_argument("--push", metavar="URL", help="also publish the pulled stream to this rtsp:// URL (ANNOUNCE/RECORD)")
     add_node_flags(pull)
     pull.set_defaults(func=run_pull)
 
@@ -37,8 +40,12 @@ def run_pull(args: argparse.Namespace) -> int:
     flags = flags_from(args, "serve")
     try:
         base = load_settings(config_file=args.config, flags=flags)
-        pulls = {**base.rtsp.pull, args.name.strip("/"): args.url}
-        settings = load_settings(config_file=args.config, flags={**flags, "rtsp": {"pull": pulls}})
+        url = args.url if args.transport == "tcp" else args.url + "#udp"
+        pulls = {**base.rtsp.pull, args.name.strip("/"): url}
+        rtsp: dict[str, object] = {"pull": pulls}
+        if args.push:
+            rtsp["push"] = {**base.rtsp.push, args.name.strip("/"): args.push}
+        settings = load_settings(config_file=args.config, flags={**flags, "rtsp": rtsp})
     except ConfigError as exc:
         print(f"hivecast: config error: {exc}", file=sys.stderr)
         return 2

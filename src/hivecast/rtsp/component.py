@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Gauge
 
 from hivecast.media.live import LiveRegistry
 from hivecast.rtsp.server import RtspServer
@@ -37,6 +40,7 @@ class RtspComponent:
                                  limits=settings.limits.connection_limits(), local_key=self.local_key)
         await self.server.start()
         node.services["rtsp_server"] = self.server
+        self._metrics(node, self.server, registry)
         node.services["rtsp_port"] = self.server.port
         node.services["rtsp_rtp_port"] = self.server.rtp_port
         if settings.demo:
@@ -48,9 +52,40 @@ class RtspComponent:
         for name, url in settings.rtsp.pull.items():
             from hivecast.rtsp.client import PullSource
 
-            pull = PullSource(url, name, registry)
+            # A "#udp" suffix asks for RTP over UDP instead of TCP interleaved.
+            transport = "udp" if url.endswith("#udp") else "tcp"
+            pull = PullSource(url.removesuffix("#udp"), name, registry, transport=transport)
             pull.start()
             self._extras.append(pull)
+        for name, url in settings.rtsp.push.items():
+            from hivecast.rtsp.client import PushTarget
+
+            push = PushTarget(name, url, registry, mtu=settings.rtsp.mtu)
+            push.start()
+            self._extras.append(push)
+
+    @staticmethod
+    def _metrics(node: Node, server: RtspServer, registry: LiveRegistry) -> None:
+        """RTSP figures and limits in the node's /metrics, read when scraped."""
+        metrics_registry = node.metrics.registry
+        sessions = Gauge("hivecast_rtsp_sessions", "RTSP sessions by kind", ["kind"], registry=metrics_registry)
+        def count(kind: str) -> Callable[[], float]:
+            return lambda: float(sum(1 for s in server.sessions.values() if s.kind == kind))
+
+        for kind in ("play", "record"):
+            sessions.labels(kind=kind).set_function(count(kind))
+        Gauge("hivecast_live_streams", "Live streams in the registry",
+              registry=metrics_registry).set_function(lambda: len(registry.names()))
+        Gauge("hivecast_rtsp_requests", "RTSP requests answered since start",
+              registry=metrics_registry).set_function(lambda: server.requests)
+        Gauge("hivecast_rtsp_protocol_errors", "RTSP connections closed for bytes that are not RTSP",
+              registry=metrics_registry).set_function(lambda: server.protocol_errors)
+        Gauge("hivecast_rtsp_reader_drops", "Access units dropped for slow RTSP readers (current sessions)",
+              registry=metrics_registry).set_function(
+                  lambda: sum(r.dropped for relay in server.relays.values() for r in relay.readers.values()))
+        for name, value in node.settings.rtsp.model_dump().items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                node.metrics.limit.labels(name=f"rtsp_{name}").set(float(value))
 
     async def authorize_publish(self, name: str, key: str | None) -> bool:
         assert self._node is not None

@@ -1,6 +1,6 @@
 """Fan-out of one live stream to its RTSP readers: packetize once, send to each with its own SSRC/seq.
 
-Each access unit is packetized once per stream (RFC 6184 / RFC 3640); each reader gets the same
+Each access unit is packetized once per stream (RFC 6184, 7798, 3640, 7587); each reader gets the same
 payload bytes behind a 12-byte header carrying its own sequence number and SSRC. Readers never slow
 the publisher: a UDP reader gets packets while the socket takes them; a TCP reader whose unsent
 bytes pass its limit loses access units, counted, and resumes at the next keyframe (GOP-aware drop);
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 RTP_HEADER = struct.Struct("!BBHII")
 TCP_RTP_HEADER = struct.Struct("!BBHBBHII")  # '$', channel, length, then the RTP header
-
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,7 @@ class RtspServer:
         # where one burst would hold back every reader behind a shared buffer.
         self._rtp_send_sock: socket.socket | None = None
         self.protocol_errors = 0
+        self._last_bytes: dict[str, tuple[int, float]] = {}
         self.requests = 0
 
     # --- life cycle ------------------------------------------------------------------------
@@ -419,6 +420,11 @@ class RtspServer:
                                                           replace=self.settings.replace_publisher)
             except StreamBusyError:
                 raise StreamBusy(f"stream {session.name!r} already has a publisher") from None
+            # Replacing (rtsp.replace_publisher): the previous publisher's session ends here.
+            for other in [s for s in self.sessions.values()
+                          if s is not session and s.kind == "record" and s.name == session.name and s.publisher]:
+                other.publisher = None
+                self._close_session(other, "replaced by a new publisher", abort=True)
             for info in tracks:
                 session.receivers[info.id] = TrackReceiver(info, session.clock, reorder=not session.tcp)
             stream = session.publisher.stream
@@ -634,11 +640,18 @@ class RtspServer:
                 for rt, sr in session.reader.sender_reports(wall):
                     self._send_rtcp(session, rt.channel + 1, rt.udp_rtcp, sr)
                 per_stream.setdefault(session.name, {}).setdefault("readers", []).append(session.reader.qos(mono))
-        for name, figures in per_stream.items():
-            readers = figures.pop("readers", [])
+        # Every live stream reports once a tick, whoever publishes it (RTSP, pull, demo).
+        seen: dict[str, tuple[int, float]] = {}
+        for name in self.registry.names():
             stream = self.registry.get(name)
             if stream is None:
                 continue
+            figures = per_stream.get(name, {})
+            readers = figures.get("readers", [])
+            last = self._last_bytes.get(name)
+            seen[name] = (stream.bytes, mono)
+            if "bitrate_bps" not in figures and last is not None and mono > last[1] and stream.bytes >= last[0]:
+                stream.qos["bitrate_bps"] = round((stream.bytes - last[0]) * 8 / (mono - last[1]))
             summary = {
                 "rtsp_readers": len(readers),
                 "reader_loss_max": max((r["loss"] for r in readers), default=0.0),
@@ -647,7 +660,9 @@ class RtspServer:
             }
             stream.qos.update(summary)
             stream.qos["rtsp_reader_sessions"] = readers[:100]
-            self.registry.report_qos(name, {**summary, "bitrate_bps": stream.qos.get("bitrate_bps", 0)})
+            self.registry.report_qos(name, {**summary, "readers": stream.readers,
+                                            "bitrate_bps": stream.qos.get("bitrate_bps", 0)})
+        self._last_bytes = seen
 
     def reader_qos(self, name: str) -> list[dict[str, Any]]:
         """Per-reader QoS of a stream (loss, jitter, RTT from their RRs; bitrate and drops from us)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hivecast.cli.main import build_parser, main
@@ -65,3 +67,32 @@ def test_digest_verification() -> None:
     assert not digest_ok(fields, "ANNOUNCE", "s3cret", nonces, 1000.0 + 3600)  # stale nonce
     assert not digest_ok(fields, "ANNOUNCE", "s3cret", NonceIssuer(), 1001.0)  # not our nonce
     assert parse_digest("Basic abc") is None
+
+
+def test_rtsp_settings_from_toml_and_env(tmp_path: Path) -> None:
+    from hivecast.config import ConfigError, load_settings
+
+    toml = tmp_path / "hivecast.toml"
+    toml.write_text('[rtsp]\nsession_timeout = 30\npublish_keys = { "live/cam" = "k1" }\n'
+                    '[rtsp.pull]\nlobby = "rtsp://cam.local/stream"\n')
+    s = load_settings(config_file=toml, environ={"HIVECAST_RTSP__REPLACE_PUBLISHER": "true"})
+    assert s.rtsp.session_timeout == 30 and s.rtsp.publish_keys == {"live/cam": "k1"}
+    assert s.rtsp.pull == {"lobby": "rtsp://cam.local/stream"} and s.rtsp.replace_publisher
+    with pytest.raises(ConfigError):
+        load_settings(flags={"rtsp": {"mtu": 10}}, environ={})
+
+
+@pytest.mark.parametrize("qop", ["", ', qop="auth"'])
+def test_client_digest_answers_what_the_server_checks(qop: str) -> None:
+    from hivecast.rtsp.auth import REALM, NonceIssuer, digest_ok, parse_digest
+    from hivecast.rtsp.client import RtspClient
+
+    nonces = NonceIssuer()
+    client = RtspClient("rtsp://cam:s3cret@127.0.0.1:554/live/cam")
+    assert client.target.url == "rtsp://127.0.0.1:554/live/cam"
+    assert client.authorization("DESCRIBE", client.target.url) == "Basic Y2FtOnMzY3JldA=="
+    client._digest = parse_digest(f'Digest realm="{REALM}", nonce="{nonces.issue(1000.0)}"{qop}')
+    header = client.authorization("DESCRIBE", client.target.url)
+    fields = parse_digest(header)
+    assert fields is not None and digest_ok(fields, "DESCRIBE", "s3cret", nonces, 1000.5)
+    assert not digest_ok(fields, "DESCRIBE", "wrong", nonces, 1000.5)

@@ -6,8 +6,10 @@ One run, same machine, loopback only:
      to CPU 0 with taskset;
   3. ffmpeg loops the clip with `-re -stream_loop -1 -c copy` into each server;
   4. one asyncio reader swarm of ours (this process, pinned to CPU 1) opens N RTMP players per step
-     (handshake, connect, createStream, play with our sans-I/O client), then only counts bytes, with
-     SO_RCVLOWAT set to about 300 ms of stream so each reader wakes a few times a second;
+     (handshake, connect, createStream, play with our sans-I/O client), then only counts bytes and
+     sends an Acknowledgement every 1 MB (nginx-rtmp stops sending to a reader that never acknowledges;
+     without acks its readers all stall at a few hundred), with SO_RCVLOWAT set to about 300 ms of
+     stream so each reader wakes a few times a second;
   5. a step passes when at least 98% of the readers receive at least 90% of the publisher's bitrate
      over the measuring window. The figure is the largest N that passes, and ours / nginx's.
 

@@ -337,7 +337,8 @@ class RtmpServer:
 
     def _report(self, pub: _Publishing, now: float) -> None:
         elapsed = now - pub.window_start
-        figures = {"protocol": "rtmp", "bitrate_kbps": round(pub.window_bytes * 8 / elapsed / 1000, 1),
+        figures = {"protocol": "rtmp", "bitrate_bps": round(pub.window_bytes * 8 / elapsed),
+                   "bitrate_kbps": round(pub.window_bytes * 8 / elapsed / 1000, 1),
                    "fps": round(pub.window_frames / elapsed, 2), "frames": pub.frames, "bytes": pub.bytes,
                    "dropped_frames": 0}
         pub.window_bytes = pub.window_frames = 0

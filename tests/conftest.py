@@ -47,8 +47,16 @@ async def node_factory(tmp_path: Path) -> AsyncIterator[NodeFactory]:
             "http_port": 0,
             "rtsp_port": 0,
             "data_dir": tmp_path / f"node{len(nodes)}",
+            # every listener on a free port, so tests never meet each other or a system service
+            "rtmp": {"port": 0},
+            "p2p": {"bt_port": 0, "tracker_udp_port": 0},
+            "dht": {"dht_port": 0},
         }
-        base.update(flags)
+        for key, value in flags.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}
+            else:
+                base[key] = value
         settings = load_settings(flags=base, environ={})
         node = build_node(settings)
         await node.start()

@@ -167,6 +167,7 @@ class WsSettings(Section):
     max_message_size: ByteCount = 16 * 1024 * 1024
     max_queue: int = Field(64, ge=1, le=100_000)
     write_limit: ByteCount = 4 * 1024 * 1024
+    write_timeout: Seconds = 30.0
     ping_interval: float | None = Field(20.0, gt=0)
     ping_timeout: float | None = Field(20.0, gt=0)
     idle_timeout: float | None = Field(None, gt=0)

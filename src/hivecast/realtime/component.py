@@ -34,7 +34,8 @@ EDGE_POLL = 5.0
 def ws_options(cfg: WsSettings, *, max_message_size: int | None = None) -> Options:
     return Options(
         max_message_size=max_message_size or cfg.max_message_size, max_queue=cfg.max_queue,
-        write_limit=cfg.write_limit, write_high=min(256 * 1024, cfg.write_limit), ping_interval=cfg.ping_interval,
+        write_limit=cfg.write_limit, write_high=min(256 * 1024, cfg.write_limit // 2),
+        write_timeout=cfg.write_timeout, ping_interval=cfg.ping_interval,
         ping_timeout=cfg.ping_timeout, idle_timeout=cfg.idle_timeout, close_timeout=cfg.close_timeout,
         compress_min_size=cfg.compress_min_size, compress_level=cfg.compress_level, enable_deflate=cfg.deflate,
     )

@@ -18,11 +18,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hivecast.net.errors import NetTimeout
 from hivecast.ws.deflate import DeflateParams
 from hivecast.ws.errors import ConnectionClosed
 from hivecast.ws.protocol import Closed, Message, Pong, Side, State, WebSocketProtocol
 
 log = logging.getLogger(__name__)
+
+_PIECE = 256 * 1024  # frames bigger than this are written in pieces of this size by send()
 
 
 class Channel(Protocol):
@@ -45,8 +48,9 @@ class Options:
     max_message_size: int = 16 * 1024 * 1024
     max_queue: int = 64  # received messages not yet taken by recv() before reading pauses
     max_queue_bytes: int = 8 * 1024 * 1024  # ... or that many bytes of them
-    write_limit: int = 4 * 1024 * 1024  # bytes queued towards the peer before it is dropped
-    write_high: int = 256 * 1024  # send() waits for the peer above this
+    write_limit: int = 4 * 1024 * 1024  # send_nowait/broadcast: bytes queued for the peer before it is dropped
+    write_high: int = 256 * 1024  # send() waits for the peer above this ...
+    write_timeout: float = 30.0  # ... at most this long before the peer is dropped as a slow reader
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     idle_timeout: float | None = None  # no message either way for this long: close 1001
@@ -86,6 +90,11 @@ class WebSocket:
         self._ping_sent_at: float | None = None
         self._ping_waiters: list[asyncio.Future[None]] = []
         self._abort_handle: asyncio.TimerHandle | None = None
+        # While send() streams a large frame in pieces nothing else may be written (the pieces would
+        # interleave): other writes wait in _deferred and follow the frame.
+        self._writing_large = False
+        self._deferred: list[bytes] = []
+        self._large_lock = asyncio.Lock()
         self.state: dict[str, Any] = {}  # free for the application (user, room, ...)
 
     # ---- wiring ----
@@ -153,11 +162,12 @@ class WebSocket:
             w.set_result(None)
 
     def _write(self, chunks: list[bytes]) -> bool:
+        """Write without waiting; a peer that already has over `write_limit` bytes unread is dropped."""
+        if self._writing_large:
+            self._deferred.extend(chunks)
+            return True
         ch = self.channel
-        size = ch.write_buffer_size()
-        for c in chunks:
-            size += len(c)
-        if size > self.options.write_limit:
+        if ch.write_buffer_size() > self.options.write_limit:
             self._drop_slow()
             return False
         try:
@@ -207,17 +217,53 @@ class WebSocket:
 
     # ---- sending ----
     async def send(self, data: str | bytes) -> None:
-        """Send one message; waits while the peer has more than `write_high` bytes unread."""
+        """Send one message; waits while the peer has more than `write_high` bytes unread, and drops
+        it as a slow reader if it does not catch up within `write_timeout`."""
         self.protocol.send_message(data)
-        if not self._write(self.protocol.data_to_send()):
-            raise ConnectionClosed(self.close_code or 1006, self.close_reason)
+        out = self.protocol.data_to_send()
         self.last_activity = time.monotonic()
+        if len(out) == 1 and len(out[0]) <= _PIECE:
+            if not self._write(out):
+                raise ConnectionClosed(self.close_code or 1006, self.close_reason)
+        else:
+            await self._write_large(out)
         if self.channel.write_buffer_size() > self.options.write_high:
+            await self._drain()
+
+    async def _write_large(self, frames: list[bytes]) -> None:
+        """Stream big frames in pieces with back-pressure, so that the bytes queued for the peer
+        stay near `write_high` whatever the message size."""
+        async with self._large_lock:
+            ch = self.channel
+            self._writing_large = True
             try:
-                await self.channel.drain()
-            except Exception:
-                self._on_closed(1006, "peer did not read")
-                raise ConnectionClosed(1006, "peer did not read") from None
+                for frame in frames:
+                    view = memoryview(frame)
+                    for i in range(0, len(view), _PIECE):
+                        if self._closed.is_set():
+                            raise ConnectionClosed(self.close_code or 1006, self.close_reason)
+                        try:
+                            ch.write(view[i : i + _PIECE])
+                        except Exception:
+                            self._on_closed(1006, "write failed")
+                            raise ConnectionClosed(1006, "write failed") from None
+                        if ch.write_buffer_size() > self.options.write_high:
+                            await self._drain()
+            finally:
+                self._writing_large = False
+                deferred, self._deferred = self._deferred, []
+            if deferred and not self._closed.is_set():
+                self._write(deferred)
+
+    async def _drain(self) -> None:
+        try:
+            await self.channel.drain(self.options.write_timeout)
+        except NetTimeout:
+            self._drop_slow()
+            raise ConnectionClosed(1006, "slow reader dropped") from None
+        except Exception:
+            self._on_closed(1006, "connection lost")
+            raise ConnectionClosed(1006, "connection lost") from None
 
     def send_nowait(self, data: str | bytes) -> bool:
         """Send without waiting; False if the connection is closed or was dropped as a slow reader."""

@@ -66,13 +66,30 @@ class Frame:
     rsv3: bool = False
 
 
+# _XOR[k] maps every byte b to b ^ k: XOR with a constant byte as one `bytes.translate` call.
+_XOR = [bytes(b ^ k for b in range(256)) for k in range(256)]
+
+
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
-    """XOR with the 4-byte key, done as one big-integer XOR (far faster than a byte loop in Python)."""
+    """XOR with the 4-byte key (section 5.3), in C loops rather than a Python byte loop.
+
+    Small payloads: one big-integer XOR. Large ones: byte i of every 4 is XORed with mask[i], so
+    the payload splits into four strided slices, each translated with a constant-XOR table (about
+    twice as fast as the big integer at 64 KiB, whose conversions to and from bytes dominate).
+    """
     n = len(data)
     if n == 0:
         return b""
-    key = (mask * ((n >> 2) + 1))[:n]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+    if n < 2048:
+        key = (mask * ((n >> 2) + 1))[:n]
+        return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+    b = data if type(data) is bytes else bytes(data)
+    out = bytearray(n)
+    out[0::4] = b[0::4].translate(_XOR[mask[0]])
+    out[1::4] = b[1::4].translate(_XOR[mask[1]])
+    out[2::4] = b[2::4].translate(_XOR[mask[2]])
+    out[3::4] = b[3::4].translate(_XOR[mask[3]])
+    return bytes(out)
 
 
 _PACK_H = struct.Struct("!BBH").pack

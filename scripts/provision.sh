@@ -12,6 +12,7 @@ debs=(ffmpeg tshark
   nginx-light libnginx-mod-rtmp
   # CDN: dig for the DNS router tests; wrk and nginx are the benchmark's load generator and peer
   dnsutils wrk
+  # HLS/DASH: hls.js and dash.js play our playlists in Debian's Chromium (tests/interop/media/test_browser.py)
   # browsers: Debian's Chromium for Playwright-driven tests (WebSocket from a real browser, web UI)
   chromium)
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -44,6 +45,21 @@ if ! [[ -x "$HOME/.local/bin/wstest" ]]; then
       || log "could not install autobahntestsuite; the Autobahn tests will skip"
   else
     log "no Python 2.7: skipping autobahntestsuite; the Autobahn tests will skip"
+  fi
+fi
+
+# HLS/DASH players for the browser interop test, from npm into a cache outside the work tree.
+players="${XDG_CACHE_HOME:-$HOME/.cache}/hivecast-peers/npm"
+if ! command -v npm >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends npm >/dev/null 2>&1 \
+    || log "could not install npm; the browser playback test will skip"
+fi
+if command -v npm >/dev/null 2>&1; then
+  if [[ ! -f "$players/node_modules/hls.js/dist/hls.min.js" || ! -f "$players/node_modules/dashjs/dist/dash.all.min.js" ]]; then
+    log "installing hls.js and dashjs from npm"
+    mkdir -p "$players"
+    npm install --silent --no-audit --no-fund --prefix "$players" hls.js@1 dashjs@4 >/dev/null 2>&1 \
+      || log "could not install hls.js/dashjs; the browser playback test will skip"
   fi
 fi
 exit 0

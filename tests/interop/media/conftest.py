@@ -31,6 +31,8 @@ def make_media(ffmpeg_exe: str, tmp_path_factory: pytest.TempPathFactory) -> Mak
             cmd += ["-c:v", vcodec, "-g", str(gop)]
             if vcodec == "libx264":
                 cmd += ["-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+            elif vcodec == "libx265":
+                cmd += ["-preset", "ultrafast", "-pix_fmt", "yuv420p", "-x265-params", "log-level=error"]
         if audio:
             cmd += ["-c:a", "aac", "-b:a", "64k"]
         cmd.append(str(out))

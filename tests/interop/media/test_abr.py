@@ -6,6 +6,7 @@ faster than the wall clock (rates scale with it) to keep the test short.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
@@ -47,9 +48,11 @@ async def test_switches_down_and_back_up(node_factory: NodeFactory, ladder_sourc
     target = node.settings.media_dir / "vod" / "abr"
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(ladder_source, target)
-    for manifest in ("index.m3u8", "manifest.mpd"):
-        report = await play(node_url(node, f"/vod/abr/{manifest}"), rate=schedule, speed=SPEED,
-                            buffer_target=8.0)
+    # HLS and DASH play at the same time, each through its own throttled link.
+    manifests = ("index.m3u8", "manifest.mpd")
+    reports = await asyncio.gather(*(play(node_url(node, f"/vod/abr/{m}"), rate=schedule, speed=SPEED,
+                                          buffer_target=8.0) for m in manifests))
+    for manifest, report in zip(manifests, reports, strict=True):
         assert report.played >= 59.0
         levels = sorted({s.variant for s in report.segments})
         assert len(levels) >= 2, report.summary()

@@ -14,6 +14,7 @@ import pytest
 from mpegdash.parser import MPEGDASHParser
 
 from hivecast.media.abr.player import play
+from hivecast.media.packaging.bmff import iter_boxes, parse_fragment
 from hivecast.node import Node
 from tests.conftest import NodeFactory, node_url
 
@@ -54,6 +55,31 @@ def edge_lag(pl: Any, fetched: float, parts: bool) -> float | None:
     return fetched - (pdt + t)
 
 
+def publisher_position(node: Node, name: str) -> float:
+    """Media time (s) of the end of the newest video access unit the publisher has delivered."""
+    stream = node.services["live_registry"].get(name)
+    units = [u for u in stream.gop_snapshot() if u.codec == "h264"]
+    newest = max(units, key=lambda u: u.dts)
+    return float(newest.dts / newest.timebase + 1 / 30)
+
+
+async def listed_edge(client: httpx.AsyncClient, folder: str, pl: Any, parts: bool, node: Node, name: str) -> float:
+    """Media time (s) where the newest listed segment (or part) ends, from its own moof boxes."""
+    last = pl.segments[-1]
+    uri = last.parts[-1].uri if parts and last.parts else last.uri
+    if uri is None:
+        uri = pl.segments[-2].uri
+    data = (await client.get(folder + uri)).content
+    channel = node.services["live_packager"].channels[name]
+    timescale = channel.presentation.renditions[0].timescale
+    end = 0
+    for box in iter_boxes(data):
+        if box.type == b"moof":
+            frag = parse_fragment(data[box.start:])
+            end = max(end, frag.tracks[0].decode_time + frag.tracks[0].duration)
+    return float(end / timescale + channel.origin - channel.base)
+
+
 async def wait_for(predicate: Any, timeout: float) -> None:
     async with asyncio.timeout(timeout):
         while not await predicate():
@@ -80,15 +106,21 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
 
             # Latency: the newest media listed trails the wall clock by at most one segment + 1 s
             # (LL-HLS: 1.5 s), sampled over a few reloads (blocking reloads for LL-HLS).
-            lags = []
+            # Measured two ways: wall clock against PROGRAM-DATE-TIME, and packet timestamps: the
+            # newest video access unit the publisher has delivered against the end of the newest
+            # media the playlist lists (tfdt + durations read back from the listed file).
+            lags, media_lags = [], []
             for _ in range(6):
                 pl, fetched = await get_playlist(client, base + "v0/index.m3u8")
+                publisher = publisher_position(node, "cam")
                 lag = edge_lag(pl, fetched, low_latency)
                 assert lag is not None
                 lags.append(lag)
+                media_lags.append(publisher - await listed_edge(client, base + "v0/", pl, low_latency, node, "cam"))
                 await asyncio.sleep(0.4)
             bound = 1.5 if low_latency else SEGMENT + 1.0
             assert max(lags) <= bound, lags
+            assert max(media_lags) <= bound, media_lags
 
             master = m3u8.loads((await client.get(base + "index.m3u8")).text)
             assert master.media

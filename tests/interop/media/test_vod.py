@@ -170,3 +170,18 @@ async def test_classic_hls_with_mpeg_ts(make_media: MakeMedia, tmp_path: Path, f
         subprocess.run, [ffmpeg_exe, "-v", "error", "-i", str(out / "index-ts.m3u8"), "-map", "0", "-f", "null", "-"],
         capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
+
+
+async def test_hevc_passes_through_as_hvc1(make_media: MakeMedia, tmp_path: Path, ffmpeg_exe: str) -> None:
+    from hivecast.media.packaging.vod import package_file
+
+    source = make_media("hevc.mp4", seconds=2, vcodec="libx265")
+    out = tmp_path / "hevc"
+    result = await asyncio.to_thread(package_file, source, out, segment_seconds=1.0)
+    assert result.renditions[0]["codecs"].startswith("hvc1.")
+    master = m3u8.loads((out / "index.m3u8").read_text())
+    assert master.playlists[0].stream_info.codecs.startswith("hvc1.")
+    run = await asyncio.to_thread(
+        subprocess.run, [ffmpeg_exe, "-v", "error", "-i", str(out / "index.m3u8"), "-map", "0", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stderr.strip() == "", run.stderr

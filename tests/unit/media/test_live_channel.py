@@ -69,6 +69,7 @@ def test_channel_packages_segments_parts_and_restarts(tmp_path: Path) -> None:
     assert len(complete) == 3 and pl.media_sequence == 2  # window of 3; segment 1 slid out
     assert all(abs(s.duration - 2.0) < 0.05 for s in complete)
     assert "INDEPENDENT=YES" in text and "#EXT-X-PRELOAD-HINT" in text
+    assert all(p.duration <= 0.5 + 1e-6 for seg in pl.segments for p in seg.parts)
     assert not (tmp_path / "v0" / "seg-1.m4s").exists()  # past retention: deleted
     # Each segment is its parts back to back, and the timeline is continuous.
     seg2 = (tmp_path / "v0" / "seg-2.m4s").read_bytes()
@@ -119,3 +120,18 @@ def test_live_ladder_rungs_cut_with_the_source(tmp_path: Path) -> None:
     rung = m3u8.loads((tmp_path / "v1" / "index.m3u8").read_text())
     assert [round(s.duration, 2) for s in rung.segments[:-1]] == [round(s.duration, 2) for s in source.segments[:-1]]
     assert len(rung.segments) == len(source.segments) == 4
+
+
+def test_audio_only_stream_cuts_on_time(tmp_path: Path) -> None:
+    ch = Channel("radio", tmp_path, PackagingSettings(segment_seconds=2.0, low_latency=False))
+    tracks, units = access_units(7.0)
+    ch.begin([tracks[1]])
+    for au in units:
+        if au.track == 2:
+            ch.push(au)
+    ch.finish()
+    ch.write()
+    master = m3u8.loads((tmp_path / "index.m3u8").read_text())
+    assert master.playlists[0].stream_info.codecs == "mp4a.40.2"
+    media = m3u8.loads((tmp_path / "a0" / "index.m3u8").read_text())
+    assert [round(s.duration) for s in media.segments][:3] == [2, 2, 2]

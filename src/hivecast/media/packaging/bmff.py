@@ -63,7 +63,7 @@ def iter_boxes(data: bytes | bytearray | memoryview, start: int = 0, end: int | 
         pos += size
 
 
-def find(data: bytes | bytearray, path: list[bytes], start: int = 0, end: int | None = None,
+def find(data: bytes | bytearray | memoryview, path: list[bytes], start: int = 0, end: int | None = None,
          depth: int = 0) -> Box | None:
     """The first box along `path` (types from the outside in)."""
     if depth > MAX_DEPTH:
@@ -76,11 +76,11 @@ def find(data: bytes | bytearray, path: list[bytes], start: int = 0, end: int | 
     return None
 
 
-def children(data: bytes | bytearray, parent: Box, kind: bytes) -> list[Box]:
+def children(data: bytes | bytearray | memoryview, parent: Box, kind: bytes) -> list[Box]:
     return [b for b in iter_boxes(data, parent.body, parent.end) if b.type == kind]
 
 
-def _u(fmt: str, data: bytes | bytearray, offset: int, limit: int) -> tuple[int, ...]:
+def _u(fmt: str, data: bytes | bytearray | memoryview, offset: int, limit: int) -> tuple[int, ...]:
     if offset < 0 or offset + struct.calcsize(fmt) > limit:
         raise BoxError("field beyond the end of its box")
     return struct.unpack_from(fmt, data, offset)
@@ -239,7 +239,7 @@ class Fragment:
     mfhd_offset: int = -1
 
 
-def parse_fragment(data: bytes | bytearray, defaults: dict[int, TrackInit] | None = None) -> Fragment:
+def parse_fragment(data: bytes | bytearray | memoryview, defaults: dict[int, TrackInit] | None = None) -> Fragment:
     """What a moof says: per track, its decode time, duration, sample count and first sample's sync flag."""
     moof = find(data, [b"moof"])
     if moof is None:
@@ -316,7 +316,7 @@ def parse_fragment(data: bytes | bytearray, defaults: dict[int, TrackInit] | Non
     return frag
 
 
-def stamp_fragment(data: bytearray, frag: Fragment, sequence: int, decode_times: dict[int, int]) -> None:
+def stamp_fragment(data: bytearray | memoryview, frag: Fragment, sequence: int, decode_times: dict[int, int]) -> None:
     """Rewrite the fragment's sequence number and each track's tfdt in place."""
     struct.pack_into(">I", data, frag.mfhd_offset, sequence & 0xFFFFFFFF)
     for run in frag.tracks:

@@ -43,7 +43,7 @@ class _Sink(io.RawIOBase):
 
 @dataclass(slots=True)
 class MuxedFragment:
-    data: bytes  # moof + mdat
+    data: memoryview  # moof + mdat (a view of the muxer's buffer)
     decode_time: int  # tfdt, in the track's timescale
     duration: int
     first_sync: bool
@@ -73,18 +73,22 @@ class FragmentMuxer:
         first_dts = Fraction(first.dts) * Fraction(first.time_base)
         if self.origin is None:
             self.origin = first_dts
-        sink = _Sink()
+        sink = io.BytesIO()
         out = av.open(sink, "w", format="mp4", options={"movflags": MOVFLAGS})
         try:
             stream = out.add_stream_from_template(self.template)
             if self.time_base is not None:
                 stream.time_base = self.time_base
+            if stream.codec_context.name in ("hevc", "libx265"):
+                # hvc1 (parameter sets in the sample entry) is what Apple's players require.
+                stream.codec_context.codec_tag = "hvc1"
             for packet in packets:
                 packet.stream = stream
                 out.mux(packet)
         finally:
             out.close()
-        data = bytes(sink.buf)
+        # Work on the muxer's buffer in place: segments are megabytes, and copies add up.
+        data = sink.getbuffer()
         init_end = 0
         frag_start = -1
         for box in iter_boxes(data):
@@ -95,15 +99,15 @@ class FragmentMuxer:
         if frag_start < 0:
             raise ValueError("the muxer wrote no fragment")
         if self.init is None:
-            self.init = data[:init_end]
+            self.init = bytes(data[:init_end])
             tracks = parse_init(self.init)
             self.track = tracks[0]
         assert self.track is not None
-        body = bytearray(data[frag_start:])
+        body = data[frag_start:]
         frag: Fragment = parse_fragment(body, {self.track.track_id: self.track})
         timescale = self.track.timescale
         decode_time = max(0, round((first_dts - self.origin) * timescale))
         self.sequence += 1
         stamp_fragment(body, frag, self.sequence, {run.track_id: decode_time for run in frag.tracks})
         run = frag.tracks[0]
-        return MuxedFragment(bytes(body), decode_time, run.duration, run.first_sync, run.samples)
+        return MuxedFragment(body, decode_time, run.duration, run.first_sync, run.samples)

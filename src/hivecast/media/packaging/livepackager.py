@@ -120,6 +120,7 @@ class _TrackState:
     segment_bytes: bytearray = field(default_factory=bytearray)
     part_start: float = 0.0
     segment_start: float = 0.0  # channel media time (s) of the open segment's first sample
+    discontinuity: bool = False  # the next segment follows a publisher restart
 
 
 class Channel:
@@ -141,14 +142,12 @@ class Channel:
         self.availability_start = 0.0
         self.next_number = 1
         self.video_cut_time = 0.0  # channel media time where the open video segment started
-        self.pending_discontinuity = False
         self.removed: list[list[Path]] = []  # files of segments that left the window, oldest first
         self.recordings: list[Recording] = []
 
     # -- generations --------------------------------------------------------------------------
     def begin(self, tracks: list[Any], ladder: list[Any] | None = None) -> None:
         if self.generation:
-            self.pending_discontinuity = True
             self.base = self.end
         self.generation += 1
         self.presentation.ended = False
@@ -168,7 +167,8 @@ class Channel:
             r = old.get(rid) or Rendition(rid, info.kind, "", 90000, "init.mp4", playlist_uri=f"{rid}/index.m3u8",
                                           segment_pattern="seg-$Number$.m4s")
             (self.root / rid).mkdir(parents=True, exist_ok=True)
-            self.tracks[info.id] = _TrackState(r, info, init_uri=f"init-{self.generation}.mp4")
+            self.tracks[info.id] = _TrackState(r, info, init_uri=f"init-{self.generation}.mp4",
+                                               discontinuity=self.generation > 1 and bool(r.segments))
         self.presentation.renditions = [t.rendition for t in self.tracks.values()]
 
     @property
@@ -221,10 +221,15 @@ class Channel:
                                    or t - track.segment_start >= self.settings.segment_seconds - 0.02)
             if cut and track is self.video:
                 self.video_cut_time = t
+        elif self.video is None:  # audio-only stream: cut on time alone
+            cut = track.segment is None or t - track.segment_start >= self.settings.segment_seconds - 0.02
         else:
             cut = track.segment is None or (t >= self.video_cut_time - 1e-6
                                             and track.segment_start < self.video_cut_time - 1e-6)
-        part_due = bool(track.pending) and t - track.part_start >= self.settings.part_seconds - 1e-6
+        # A part closes before the unit that would take it past the part target: parts never
+        # exceed PART-TARGET (RFC 8216bis 4.4.4.9), at 25 fps they hold 12 frames (0.48 s) of 0.5.
+        part_end = t + duration / au.timebase
+        part_due = bool(track.pending) and part_end - track.part_start > self.settings.part_seconds + 1e-6
         if (cut or part_due) and track.pending:
             changed |= self._flush_part(track)
         if cut:
@@ -239,7 +244,8 @@ class Channel:
         r = track.rendition
         number = self._number_for(track)
         seg = Segment(number, 0, 0, r.segment_uri(number), complete=False, init_uri=track.init_uri,
-                      program_date_time=self.wall0 + t, discontinuity=self.pending_discontinuity and bool(r.segments))
+                      program_date_time=self.wall0 + t, discontinuity=track.discontinuity)
+        track.discontinuity = False
         track.segment_start = t
         track.segment = seg
         track.segment_bytes = bytearray()
@@ -356,13 +362,6 @@ class Channel:
         self.presentation.ended = True
         for t in self.tracks.values():
             t.rendition.preload_hint = None
-        self.pending_discontinuity = False
-
-    def mark_discontinuity_done(self) -> None:
-        if self.pending_discontinuity and all(
-            t.rendition.segments and t.rendition.segments[-1].discontinuity for t in self.tracks.values()
-        ):
-            self.pending_discontinuity = False
 
     # -- output ------------------------------------------------------------------------------
     def timing(self) -> dash.LiveTiming:
@@ -384,7 +383,7 @@ class Channel:
         _write_atomic(self.root / "manifest.mpd", dash.mpd(p, self.timing()))
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
+def _write_bytes(path: Path, data: bytes | memoryview) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -512,7 +511,6 @@ class LivePackager:
                     log.warning("%s: dropped an access unit: %s", channel.name, exc)
                     continue
                 if changed:
-                    channel.mark_discontinuity_done()
                     await self._publish(channel)
         finally:
             reader.close()

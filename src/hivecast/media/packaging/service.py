@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import queue
 import re
+import shutil
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -74,6 +75,11 @@ class PackagerService:
         self._reader = threading.Thread(target=self._forward, args=(loop,), name="packager-progress", daemon=True)
         self._reader.start()
         node.services["packager"] = self
+        # Work directories of jobs (or recordings) a previous run did not finish.
+        vod = node.settings.media_dir / "vod"
+        if vod.is_dir():
+            for leftover in [*vod.glob(".*.partial"), *vod.glob(".*.recording"), *vod.glob(".*.old-*")]:
+                shutil.rmtree(leftover, ignore_errors=True)
 
     def _forward(self, loop: asyncio.AbstractEventLoop) -> None:
         """Progress from the workers onto the bus (a thread, since the queue blocks)."""
@@ -123,6 +129,9 @@ class PackagerService:
             bus.publish("vod.packaged", {"id": video_id, "dir": str(out_dir), "files": outcome["files"]})
             log.info("packaged video %s (%d files)", video_id, len(outcome["files"]))
         else:
+            # A worker that died mid-job could not remove its work directory itself.
+            for leftover in out_dir.parent.glob(f".{video_id}.*.partial"):
+                shutil.rmtree(leftover, ignore_errors=True)
             self.jobs[video_id] = {"state": "failed", "error": outcome["error"]}
             bus.publish("vod.failed", {"id": video_id, "error": outcome["error"]})
             log.warning("packaging video %s failed: %s", video_id, outcome["error"])

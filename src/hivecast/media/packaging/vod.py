@@ -71,13 +71,16 @@ class _Track:
         self.cursor = CutCursor(cuts[1:])
         self.pending: list[av.Packet[Any]] = []
         self.number = 0
+        self.tb: float | None = None  # the packets' time base as a float (Fractions are slow per packet)
         self.ts: _TsTrack | None = None  # the classic-HLS twin of a video rendition
         self.audio_sinks: list[_TsTrack] = []  # audio: the TS renditions it is muxed into
 
     def add(self, packet: av.Packet[Any]) -> None:
         if packet.dts is None or packet.size == 0:
             return
-        t = float(packet.pts * packet.time_base) if packet.pts is not None else float(packet.dts * packet.time_base)
+        if self.tb is None:
+            self.tb = float(packet.time_base) if packet.time_base is not None else 0.0
+        t = (packet.pts if packet.pts is not None else packet.dts) * self.tb
         # Video cuts only at keyframes; every audio frame is a sync sample.
         can_cut = packet.is_keyframe or self.r.kind == "audio"
         if can_cut and self.cursor.is_cut(t) and self.pending:
@@ -209,13 +212,14 @@ def probe(path: Path, target: float) -> tuple[float, list[float], float]:
         last = 0.0
         first: float | None = None
         count = 0
+        tb = float(video.time_base or 0)
         try:
             for packet in container.demux(video):
                 if packet.pts is None:
                     continue
-                t = float(packet.pts * packet.time_base)
+                t = packet.pts * tb
                 first = t if first is None else min(first, t)
-                last = max(last, t + float((packet.duration or 0) * packet.time_base))
+                last = max(last, t + (packet.duration or 0) * tb)
                 count += 1
                 if packet.is_keyframe:
                     keyframes.append(t)
@@ -370,6 +374,7 @@ def _package(source: Path, work: Path, rungs: list[Rung], cuts: list[float], dur
                     ts_tracks.append(track.ts)
             if audio_track is not None:
                 audio_track.audio_sinks = ts_tracks
+        video_tb = float(video.time_base or 0)
         # Frames to force as keyframes in the transcoded rungs: the source's cut times.
         force = CutCursor(cuts)
         streams = [video] + ([audio] if audio is not None else [])
@@ -379,7 +384,7 @@ def _package(source: Path, work: Path, rungs: list[Rung], cuts: list[float], dur
             for packet in container.demux(streams):
                 if packet.stream.type == "video":
                     if packet.pts is not None and duration > 0:
-                        pct = min(99.0, 100.0 * (float(packet.pts * packet.time_base) - start_t) / duration)
+                        pct = min(99.0, 100.0 * (packet.pts * video_tb - start_t) / duration)
                         if pct - last_report >= 1.0:
                             last_report = pct
                             report(pct, "package")

@@ -222,6 +222,13 @@ class P2PSettings(Section):
     public_url: str | None = Field(None, description="base URL peers reach this node at (web seeds, tracker)")
     web_seeds: bool = True
     hybrid: bool = Field(False, description="make hybrid v1+v2 torrents (BEP 52); peers still talk v1 to the seeder")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
 class DhtSettings(Section):
     """Mainline DHT node (BEP 5) on serve/origin nodes: trackerless announces and magnet lookups."""
 
@@ -242,13 +249,6 @@ class DhtSettings(Section):
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{item!r} is not host:port")
         return value
-
-    @field_validator("public_url")
-    @classmethod
-    def _public_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/") if value else value
 
 
 class Settings(Section):

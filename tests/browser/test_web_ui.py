@@ -63,7 +63,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("webnode")
     port = free_port()
     env = {**os.environ, "HIVECAST_API__ADMIN_USERNAME": ADMIN[0], "HIVECAST_API__ADMIN_PASSWORD": ADMIN[1]}
-    cmd = [sys.executable, "-m", "hivecast", "serve", "--demo", "--host", "127.0.0.1", "--http-port", str(port),
+    # A live ladder below the demo's 360p source, so the quality menu has two real levels to switch between.
+    (data / "hivecast.toml").write_text('[packaging]\nlive_ladder = ["240p"]\n')
+    cmd = [sys.executable, "-m", "hivecast", "serve", "--config", str(data / "hivecast.toml"), "--demo", "--host", "127.0.0.1", "--http-port", str(port),
            "--rtsp-port", str(free_port()), "--rtmp-port", "0", "--data-dir", str(data)]
     log = open(data / "node.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=data, env=env)
@@ -147,11 +149,14 @@ def test_demo_channel_plays_and_quality_menu(server: Server, browser: Any) -> No
     p.page.wait_for_function("() => document.querySelector('video').currentTime > 0", timeout=5_000)
     t0 = p.page.evaluate("() => document.querySelector('video').currentTime")
     p.page.wait_for_function(f"() => document.querySelector('video').currentTime > {t0} + 0.5", timeout=10_000)
-    # The quality menu lists Auto plus each hls.js level; picking a level pins it, Auto gives ABR back.
+    # The quality menu lists Auto plus each hls.js level (360p source and the 240p live rung); picking
+    # 240p switches the picture to 240 lines, Auto hands control back to ABR.
     options = p.page.locator("#quality option").all_text_contents()
-    assert options[0] == "Auto" and len(options) >= 2, options
-    p.page.select_option("#quality", "0")
-    assert p.page.evaluate("() => window.__player.hls.currentLevel") == 0
+    assert options[0] == "Auto" and "240p" in options and "360p" in options, options
+    p.page.select_option("#quality", label="240p")
+    p.page.wait_for_function("() => document.querySelector('video').videoHeight === 240", timeout=20_000)
+    p.page.select_option("#quality", label="360p")
+    p.page.wait_for_function("() => document.querySelector('video').videoHeight === 360", timeout=20_000)
     p.page.select_option("#quality", "-1")
     assert p.page.evaluate("() => window.__player.hls.autoLevelEnabled") is True
     p.page.wait_for_function("() => /latency: \\d/.test(document.getElementById('latency').textContent)")

@@ -141,6 +141,61 @@ def test_assets_have_js_mime_and_long_cache(server: Server) -> None:
         assert r.headers["cache-control"] == "no-cache"
 
 
+@pytest.fixture(scope="module")
+def edge(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A caching edge (`hivecast edge`) in front of the node: the UI must work through it too."""
+    data = tmp_path_factory.mktemp("webedge")
+    port = free_port()
+    cmd = [sys.executable, "-m", "hivecast", "edge", "--origin", server.base, "--host", "127.0.0.1",
+           "--http-port", str(port), "--rtsp-port", str(free_port()), "--data-dir", str(data)]
+    log = open(data / "edge.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=data)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("edge did not start: " + (data / "edge.log").read_text()[-3000:])
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()
+
+
+def test_ui_through_the_edge(edge: str, server: Server, browser: Any) -> None:
+    html = urllib.request.urlopen(edge + "/", timeout=5).read().decode()
+    start = html.index("/assets/")
+    asset = html[start:html.index('"', start)]
+    seen = []
+    for _ in range(20):  # the edge answers from its cache once the first fill has been stored
+        with urllib.request.urlopen(edge + asset, timeout=5) as r:
+            assert r.headers["content-type"].startswith("text/javascript")
+            assert "immutable" in r.headers["cache-control"]
+            seen.append(r.headers.get("x-cache"))
+        if seen[-1] == "HIT":
+            break
+        time.sleep(0.1)
+    assert seen[-1] == "HIT", seen
+    p = Page(browser, server, signed_in=False)
+    p.page.goto(edge + "/#/watch/demo")
+    p.page.wait_for_function("() => document.querySelector('video').currentTime > 0.5", timeout=10_000)
+    p.page.wait_for_function("() => /viewers: \\d/.test(document.getElementById('viewers').textContent)")
+    p.shot("watch-through-edge")
+    p.close()
+
+
 def test_demo_channel_plays_and_quality_menu(server: Server, browser: Any) -> None:
     p = Page(browser, server, signed_in=False)
     p.page.goto(server.base + "/")
@@ -225,6 +280,13 @@ def test_sign_in_create_stream_upload_and_play_vod(server: Server, browser: Any,
     assert p.page.locator("#ingest-rtsp").text_content().startswith("rtsp://127.0.0.1:")  # type: ignore[union-attr]
     assert p.page.locator("#ingest-rtmp").text_content().startswith("rtmp://")  # type: ignore[union-attr]
     p.page.locator("#stream-list td", has_text="<script>").wait_for()
+    # The channel list shows the new stream's hostile title as text too.
+    p.page.get_by_role("link", name="Channels").click()
+    p.page.locator("#channels a", has_text="<script>").wait_for()
+    assert p.page.locator("#channels img").count() == 0
+    p.shot("channels-signed-in")
+    p.page.get_by_role("link", name="Console").click()
+    p.page.get_by_role("heading", name="Console").wait_for()
     # Upload through tus with the progress bar reaching 100 %.
     p.page.get_by_label("Video title").fill("Clip " + XSS)
     p.page.set_input_files("#upload-file", str(clip))

@@ -220,6 +220,20 @@ def test_demo_channel_plays_and_quality_menu(server: Server, browser: Any) -> No
     p.close()
 
 
+def test_demo_channel_plays_with_dash(server: Server, browser: Any) -> None:
+    p = Page(browser, server, signed_in=False)
+    p.page.goto(server.base + "/#/watch/demo")
+    p.page.get_by_role("link", name="Play with DASH").click()
+    p.page.wait_for_function("() => window.__player.dash && document.querySelector('video').currentTime > 0.5",
+                             timeout=15_000)
+    t0 = p.page.evaluate("() => document.querySelector('video').currentTime")
+    p.page.wait_for_function(f"() => document.querySelector('video').currentTime > {t0} + 0.5", timeout=10_000)
+    options = p.page.locator("#quality option").all_text_contents()
+    assert options[0] == "Auto" and len(options) >= 2, options
+    p.shot("watch-demo-dash")
+    p.close()
+
+
 def test_channel_list_and_phone_width(server: Server, browser: Any) -> None:
     p = Page(browser, server, signed_in=False, width=375)
     p.page.goto(server.base + "/")
@@ -301,4 +315,7 @@ def test_sign_in_create_stream_upload_and_play_vod(server: Server, browser: Any,
                              timeout=30_000)
     assert p.page.locator("#title").text_content() == "Clip " + XSS
     p.shot("watch-vod-ended")
+    # The same video through dash.js, to the end as well.
+    p.page.get_by_role("link", name="Play with DASH").click()
+    p.page.wait_for_function("() => window.__player.dash && document.querySelector('video').ended", timeout=30_000)
     p.close()

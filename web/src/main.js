@@ -42,21 +42,22 @@ async function channels() {
   if (!list.children.length) list.append(h("li", {}, "No live channels."));
 }
 
-function watch(src, room, title, live) {
+function watch(src, room, title, live, dash = false, other = null) {
   document.title = `${title} · Hivecast`;
-  const player = createPlayer(src, { live });
+  const player = createPlayer(src, { live, dash });
   const chat = room ? createChat(room, player) : null;
   cleanup.push(() => player.destroy(), () => chat?.destroy());
+  if (other) player.controls.append(h("a", { href: other, id: "format-switch" }, dash ? "Play with HLS" : "Play with DASH"));
   main.append(h("h1", { id: "title" }, title),
     h("div", { class: "watch" }, h("div", {}, player.box, player.controls, player.stats), chat ? chat.panel : h("div")));
   window.__player = player; // for tests and debugging
 }
 
-async function vod(id) {
+async function vod(id, dash) {
   try {
     const v = await api(`/videos/${encodeURIComponent(id)}`);
-    const src = v.playback_urls?.hls || `/vod/${id}/index.m3u8`;
-    watch(src, null, v.title, false);
+    const src = dash ? (v.playback_urls?.dash || `/vod/${id}/manifest.mpd`) : (v.playback_urls?.hls || `/vod/${id}/index.m3u8`);
+    watch(src, null, v.title, false, dash, `#/vod/${encodeURIComponent(id)}${dash ? "" : "/dash"}`);
     const links = h("p", {});
     if (v.torrent_url) links.append(h("a", { href: v.torrent_url }, "torrent"), " ");
     if (v.magnet) links.append(h("a", { href: v.magnet }, "magnet link"));
@@ -226,8 +227,11 @@ async function route() {
   clear(main);
   showWho();
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
-  if (parts[0] === "watch" && parts[1]) watch(`/live/${encodeURIComponent(parts[1])}/index.m3u8`, parts[1], parts[1], true);
-  else if (parts[0] === "vod" && parts[1]) await vod(parts[1]);
+  const dash = parts[2] === "dash";
+  if (parts[0] === "watch" && parts[1]) {
+    const n = encodeURIComponent(parts[1]);
+    watch(`/live/${n}/${dash ? "manifest.mpd" : "index.m3u8"}`, parts[1], parts[1], true, dash, `#/watch/${n}${dash ? "" : "/dash"}`);
+  } else if (parts[0] === "vod" && parts[1]) await vod(parts[1], dash);
   else if (parts[0] === "console") await consolePage();
   else await channels();
 }

@@ -3,7 +3,23 @@
 import Hls from "hls.js";
 import { h } from "./dom.js";
 
-export function createPlayer(src, { live }) {
+// DASH: dash.js is loaded only when asked for (a separate chunk), and drives the same menu and panel.
+async function startDash(video, src, quality, state) {
+  const mod = await import("dashjs");
+  const dashjs = mod.default || mod;
+  const player = dashjs.MediaPlayer().create();
+  state.dash = player;
+  player.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: true } } } });
+  player.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, () => {
+    while (quality.options.length > 1) quality.remove(1);
+    player.getBitrateInfoListFor("video").forEach((b, i) => {
+      quality.append(h("option", { value: String(i) }, b.height ? `${b.height}p` : `${Math.round(b.bitrate / 1000)} kb/s`));
+    });
+  });
+  player.initialize(video, src, true);
+}
+
+export function createPlayer(src, { live, dash = false }) {
   const video = h("video", { controls: true, muted: true, autoplay: true, playsinline: true, "aria-label": "Video player" });
   video.muted = true;
   const danmaku = h("div", { class: "danmaku", "aria-hidden": "true" });
@@ -17,8 +33,11 @@ export function createPlayer(src, { live }) {
   const history = [];
   let hls = null;
   let timer = 0;
+  const state = { dash: null };
 
-  if (Hls.isSupported()) {
+  if (dash) {
+    startDash(video, src, quality, state).catch((e) => { statsText.textContent = `DASH failed: ${e}`; });
+  } else if (Hls.isSupported()) {
     hls = new Hls({ lowLatencyMode: false, liveSyncDurationCount: 3, enableWorker: true });
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
       while (quality.options.length > 1) quality.remove(1);
@@ -39,6 +58,12 @@ export function createPlayer(src, { live }) {
     video.src = src; // Safari plays HLS natively
   }
   quality.addEventListener("change", () => {
+    if (state.dash) {
+      const v = Number(quality.value);
+      state.dash.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: v < 0 } } } });
+      if (v >= 0) state.dash.setQualityFor("video", v, true);
+      return;
+    }
     if (!hls) return;
     const v = Number(quality.value);
     hls.currentLevel = v; // -1 hands control back to ABR
@@ -49,15 +74,22 @@ export function createPlayer(src, { live }) {
     for (let i = 0; i < video.buffered.length; i++) {
       if (video.buffered.start(i) <= video.currentTime && video.currentTime <= video.buffered.end(i)) buffer = video.buffered.end(i) - video.currentTime;
     }
+    const d = state.dash;
     const level = hls && hls.currentLevel >= 0 ? hls.levels[hls.currentLevel] : null;
-    const bitrate = level ? level.bitrate : 0;
-    const throughput = hls ? hls.bandwidthEstimate || 0 : 0;
-    if (live && hls) {
-      const lat = hls.latency;
+    let bitrate = level ? level.bitrate : 0;
+    let throughput = hls ? hls.bandwidthEstimate || 0 : 0;
+    if (d) {
+      try {
+        bitrate = (d.getBitrateInfoListFor("video")[d.getQualityFor("video")]?.bitrate) || 0;
+        throughput = (d.getAverageThroughput("video") || 0) * 1000;
+      } catch { /* not started yet */ }
+    }
+    if (live && (hls || d)) {
+      const lat = d ? d.getCurrentLiveLatency() : hls.latency;
       latency.textContent = Number.isFinite(lat) && lat > 0 ? `latency: ${lat.toFixed(1)} s` : "latency: –";
     }
     statsText.textContent = `bitrate ${(bitrate / 1000).toFixed(0)} kb/s · buffer ${buffer.toFixed(1)} s · throughput ${(throughput / 1e6).toFixed(2)} Mb/s` +
-      (hls ? ` · level ${hls.currentLevel}${hls.autoLevelEnabled ? " (auto)" : ""}` : "");
+      (hls ? ` · level ${hls.currentLevel}${hls.autoLevelEnabled ? " (auto)" : ""}` : "") + (d ? " · DASH" : " · HLS");
     history.push({ bitrate, buffer, throughput });
     if (history.length > 120) history.shift();
     draw(canvas, history);
@@ -67,7 +99,8 @@ export function createPlayer(src, { live }) {
   return {
     box, video, danmaku, controls, stats, quality,
     get hls() { return hls; },
-    destroy() { clearInterval(timer); if (hls) hls.destroy(); video.removeAttribute("src"); },
+    get dash() { return state.dash; },
+    destroy() { clearInterval(timer); if (hls) hls.destroy(); if (state.dash) state.dash.reset(); video.removeAttribute("src"); },
   };
 }
 

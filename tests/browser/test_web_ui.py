@@ -309,6 +309,15 @@ def test_sign_in_create_stream_upload_and_play_vod(server: Server, browser: Any,
     p.page.wait_for_function("() => /packag/.test(document.getElementById('upload-status').textContent)")
     # Packaged (the /ws/events progress ends in 'packaged' and the list reloads with a play link).
     p.page.locator("#video-list a", has_text="play").wait_for(timeout=60_000)
+    # Purge and API keys, as the admin.
+    p.page.get_by_label("Value").fill("/live/demo/")
+    p.page.select_option("#purge-kind", "prefix")
+    p.page.get_by_role("button", name="Send").click()
+    p.page.locator("#purge-status", has_text="purge queued").wait_for()
+    p.page.get_by_label("Key name").fill("ci " + XSS)
+    p.page.get_by_role("button", name="Create key").click()
+    assert p.page.locator("#api-key-secret").text_content()
+    p.page.locator("#key-list td", has_text="<script>").wait_for()
     p.shot("console")
     p.page.locator("#video-list a", has_text="play").first.click()
     p.page.wait_for_function("() => document.querySelector('video') && document.querySelector('video').ended",

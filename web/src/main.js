@@ -171,15 +171,15 @@ async function consolePage() {
   };
 
   // Purge / prefetch through POST /purges (admin).
-  const purge = h("section", { class: "box", "aria-labelledby": "h-purge" }, h("h2", { id: "h-purge" }, "Purge cache"));
-  const pKind = h("select", { id: "purge-kind" }, ["url", "prefix", "tag"].map((k) => h("option", { value: k }, k)));
+  const purge = h("section", { class: "box", "aria-labelledby": "h-purge" }, h("h2", { id: "h-purge" }, "Purge and prefetch"));
+  const pKind = h("select", { id: "purge-kind" }, ["url", "prefix", "tag", "prefetch"].map((k) => h("option", { value: k }, k)));
   const pValue = h("input", { id: "purge-value", required: true });
-  const pOut = h("p", { role: "status" });
+  const pOut = h("p", { role: "status", id: "purge-status" });
   const pForm = h("form", { class: "inline", "aria-label": "Purge" }, h("div", {}, h("label", { for: "purge-kind" }, "Kind"), pKind),
-    h("div", {}, h("label", { for: "purge-value" }, "Value"), pValue), h("button", { type: "submit" }, "Purge"), pOut);
+    h("div", {}, h("label", { for: "purge-value" }, "Value"), pValue), h("button", { type: "submit" }, "Send"), pOut);
   pForm.addEventListener("submit", async (e) => {
     e.preventDefault();
-    try { await api("/purges", { method: "POST", body: { kind: pKind.value, values: [pValue.value] } }); pOut.textContent = "purge queued"; } catch (err) { pOut.textContent = errorText(err); }
+    try { await api("/purges", { method: "POST", body: { kind: pKind.value, values: [pValue.value] } }); pOut.textContent = pKind.value === "prefetch" ? "prefetch queued" : "purge queued"; } catch (err) { pOut.textContent = errorText(err); }
   });
   purge.append(pForm);
 
@@ -198,7 +198,7 @@ async function consolePage() {
     clear(kOut);
     try {
       const k = await api("/api-keys", { method: "POST", body: { name: kName.value } });
-      kOut.append(h("p", {}, "Copy the key now: ", h("code", {}, k.key || k.secret || "")));
+      kOut.append(h("p", {}, "Copy the key now: ", h("code", { id: "api-key-secret" }, k.key || "")));
       await loadKeys();
     } catch (err) { kOut.append(h("p", { class: "error" }, errorText(err))); }
   });

@@ -95,6 +95,7 @@ export function createPlayer(src, { live, dash = false }) {
     draw(canvas, history);
   };
   timer = setInterval(tick, 1000);
+  setTimeout(tick, 0);
 
   return {
     box, video, danmaku, controls, stats, quality,

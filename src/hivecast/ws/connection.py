@@ -96,6 +96,9 @@ class WebSocket:
         self._deferred: list[bytes] = []
         self._large_lock = asyncio.Lock()
         self.state: dict[str, Any] = {}  # free for the application (user, room, ...)
+        # The transport under the channel, for the broadcast fast path (RawChannel keeps it on its owner).
+        owner = getattr(channel, "_owner", None)
+        self._transport: asyncio.WriteTransport | None = getattr(owner, "transport", None)
 
     # ---- wiring ----
     def start(self) -> None:
@@ -272,10 +275,23 @@ class WebSocket:
         return self._write([self.protocol.encode_message(data)])
 
     def send_prepared(self, frame: bytes) -> bool:
-        """Write a frame already encoded for this connection's parameters (the broadcast path)."""
-        if self.protocol.close_sent or self.protocol.state is not State.OPEN:
+        """Write a frame already encoded for this connection's parameters (the broadcast path).
+
+        The hot loop of a broadcast: straight to the transport when there is one, with the same
+        slow-reader rule as `_write` (which the channel's own, higher, hard limit backs up).
+        """
+        if self._closed.is_set() or self.protocol.close_sent or self.protocol.state is not State.OPEN:
             return False
-        return self._write([frame])
+        t = self._transport
+        if t is None or self._writing_large:
+            return self._write([frame])
+        if t.is_closing():
+            return False
+        if t.get_write_buffer_size() > self.options.write_limit:
+            self._drop_slow()
+            return False
+        t.write(frame)
+        return True
 
     async def ping(self, data: bytes = b"", wait: float | None = None) -> None:
         """Send a ping and wait for a pong (any pong answers: section 5.5.3)."""

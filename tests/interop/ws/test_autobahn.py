@@ -26,6 +26,7 @@ from tests.conftest import free_port
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 FULL = os.environ.get("HIVECAST_TEST_AUTOBAHN_FULL") == "1"
+SAVE = FULL or os.environ.get("HIVECAST_TEST_AUTOBAHN_SAVE") == "1"  # write results to docs/autobahn/
 CI_EXCLUDED = ["9.*", "12.*", "13.*"]
 CI_COMPRESSION_CASES = ["12.1.1", "12.1.2", "12.1.3", "12.2.1", "12.5.1",
                         "13.1.1", "13.2.1", "13.3.1", "13.4.1", "13.5.1", "13.6.1", "13.7.1"]
@@ -63,7 +64,9 @@ def judge(index: dict[str, Any], label: str) -> Counter[str]:
     counts: Counter[str] = Counter(r["behavior"] for r in results.values())
     bad = {case: (r["behavior"], r["behaviorClose"]) for case, r in results.items()
            if r["behavior"] not in GOOD or r["behaviorClose"] not in GOOD}
-    if FULL:
+    if SAVE:
+        if not FULL:
+            label += "-ci"
         DOCS.mkdir(parents=True, exist_ok=True)
         compact = {case: [r["behavior"], r["behaviorClose"], r.get("duration")] for case, r in sorted(results.items())}
         (DOCS / f"{label}-results.json").write_text(json.dumps(compact, indent=0, sort_keys=True) + "\n")

@@ -50,8 +50,9 @@ async def test_switches_down_and_back_up(node_factory: NodeFactory, ladder_sourc
     os.replace(ladder_source, target)
     # HLS and DASH play at the same time, each through its own throttled link.
     manifests = ("index.m3u8", "manifest.mpd")
-    reports = await asyncio.gather(*(play(node_url(node, f"/vod/abr/{m}"), rate=schedule, speed=SPEED,
-                                          buffer_target=8.0) for m in manifests))
+    async with asyncio.timeout(180):
+        reports = await asyncio.gather(*(play(node_url(node, f"/vod/abr/{m}"), rate=schedule, speed=SPEED,
+                                              buffer_target=8.0) for m in manifests))
     for manifest, report in zip(manifests, reports, strict=True):
         assert report.played >= 59.0
         levels = sorted({s.variant for s in report.segments})

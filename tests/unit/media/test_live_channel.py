@@ -135,3 +135,34 @@ def test_audio_only_stream_cuts_on_time(tmp_path: Path) -> None:
     assert master.playlists[0].stream_info.codecs == "mp4a.40.2"
     media = m3u8.loads((tmp_path / "a0" / "index.m3u8").read_text())
     assert [round(s.duration) for s in media.segments][:3] == [2, 2, 2]
+
+
+async def test_stream_tap_is_not_a_viewer_and_ends_with_the_publisher() -> None:
+    import asyncio
+
+    import pytest
+
+    from hivecast.media.live import LiveRegistry, StreamEnded
+    from hivecast.media.packaging.tap import StreamTap
+
+    registry = LiveRegistry()
+    tracks, units = access_units(4.0)  # keyframes every 30 frames
+    publisher = registry.publish("cam", tracks)
+    stream = registry.get("cam")
+    tap = StreamTap(stream, maxlen=40)
+    assert stream.readers == 0  # the packager does not count as a viewer
+    video = [u for u in units if u.track == 1]
+    for au in video[:30]:
+        publisher.send(au)
+    got = [await tap.get() for _ in range(30)]
+    assert [u.dts for u in got] == [u.dts for u in video[:30]]
+    for au in video[30:]:  # 90 more: the queue (40) overflows, drops, and resumes on a keyframe
+        publisher.send(au)
+    async with asyncio.timeout(5):
+        first = await tap.get()
+    assert first.keyframe and tap.dropped > 0
+    publisher.close()
+    with pytest.raises(StreamEnded):
+        async with asyncio.timeout(5):
+            while True:
+                await tap.get()

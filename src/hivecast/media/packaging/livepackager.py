@@ -36,6 +36,7 @@ from hivecast.media.packaging.h264 import SpsError, sps_size
 from hivecast.media.packaging.ladder import parse_ladder
 from hivecast.media.packaging.livetranscode import LADDER_TRACK_BASE, LiveLadder
 from hivecast.media.packaging.model import Part, Presentation, Rendition, Segment
+from hivecast.media.packaging.tap import StreamTap
 
 if TYPE_CHECKING:
     from hivecast.config.settings import PackagingSettings
@@ -121,6 +122,7 @@ class _TrackState:
     part_start: float = 0.0
     segment_start: float = 0.0  # channel media time (s) of the open segment's first sample
     discontinuity: bool = False  # the next segment follows a publisher restart
+    broken: bool = False  # the muxer refused this track's media: it is skipped from then on
 
 
 class Channel:
@@ -182,7 +184,7 @@ class Channel:
     def push(self, au: Any) -> bool:
         """Take one access unit; True when something new was published."""
         track = self.tracks.get(au.track)
-        if track is None:
+        if track is None or track.broken:
             return False
         if self.origin < 0:
             if track is not self.video and self.video is not None:
@@ -285,8 +287,14 @@ class Channel:
         if track.segment is None or not self._ensure_muxer(track, items[0][0]):
             return False
         assert track.muxer is not None
-        packets = [self._packet(au, d) for au, d in items]
-        frag = track.muxer.mux(packets)
+        try:
+            frag = track.muxer.mux([self._packet(au, d) for au, d in items])
+        except (av.error.FFmpegError, ValueError) as exc:  # BoxError is a ValueError
+            # Media the muxer cannot take (e.g. a stream without usable parameter sets): give the
+            # track up rather than fail every part, and say so once.
+            log.warning("%s: stopped packaging %s: %s", self.name, track.rendition.id, exc)
+            track.broken = True
+            return False
         r = track.rendition
         rdir = self.root / r.id
         if track.muxer.init is not None and not (rdir / track.init_uri).exists():
@@ -485,12 +493,10 @@ class LivePackager:
         node = self._node
         assert node is not None
         registry = node.services["live_registry"]
-        try:
-            reader = registry.subscribe(channel.name, maxlen=2048)
-        except Exception as exc:
-            log.warning("cannot package %s: %s", channel.name, exc)
-            return
         stream = registry.get(channel.name)
+        if stream is None or stream.state != "live":
+            return
+        reader = StreamTap(stream, maxlen=2048)
         tracks = list(stream.tracks) if stream is not None else []
         ladder = self._ladder(channel.name, tracks)
         channel.begin(tracks, ladder.tracks(*self._source_size(tracks)) if ladder is not None else None)
@@ -599,7 +605,10 @@ class LivePackager:
         """Feed the ladder from its own reader, off the event loop; a slow ladder loses GOPs, not the source."""
         assert self._node is not None
         registry = self._node.services["live_registry"]
-        reader = registry.subscribe(channel.name, maxlen=256)
+        stream = registry.get(channel.name)
+        if stream is None:
+            return
+        reader = StreamTap(stream, maxlen=256)
         generation = channel.generation
         try:
             while channel.generation == generation:

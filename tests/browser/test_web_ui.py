@@ -318,6 +318,14 @@ def test_sign_in_create_stream_upload_and_play_vod(server: Server, browser: Any,
     p.page.get_by_role("button", name="Create key").click()
     assert p.page.locator("#api-key-secret").text_content()
     p.page.locator("#key-list td", has_text="<script>").wait_for()
+    magnet = p.page.locator("#video-list a.magnet").first.get_attribute("href") or ""
+    assert magnet.startswith("magnet:?xt=urn:btih:"), magnet
+    # The browser's info-hash is the one our BitTorrent code reads from the same .torrent.
+    from hivecast.p2p.metainfo import parse_torrent
+
+    torrent_href = p.page.locator("#video-list a", has_text="torrent").first.get_attribute("href") or ""
+    raw = urllib.request.urlopen(server.base + torrent_href, timeout=5).read()
+    assert magnet.split("btih:")[1].split("&")[0] == parse_torrent(raw).info.info_hash.hex()
     p.shot("console")
     p.page.locator("#video-list a", has_text="play").first.click()
     p.page.wait_for_function("() => document.querySelector('video') && document.querySelector('video').ended",

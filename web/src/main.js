@@ -4,6 +4,7 @@ import { h, clear } from "./dom.js";
 import { api, login, session, setSession, tusUpload, wsUrl, ApiError } from "./api.js";
 import { createPlayer } from "./player.js";
 import { createChat } from "./chat.js";
+import { magnetFromTorrent } from "./magnet.js";
 
 const main = document.getElementById("main");
 const packaged = new Set(); // video ids seen in vod.packaged events
@@ -80,6 +81,17 @@ function signIn() {
   user.focus();
 }
 
+function lazyMagnet(torrent, title, tries = 5) {
+  // The torrent is made just after `vod.packaged` (torrent.* events are not relayed to browsers): retry a little.
+  const cell = h("span", {});
+  const attempt = (left) => magnetFromTorrent(torrent, title).then((m) => {
+    if (m) cell.append(h("a", { href: m, class: "magnet" }, "magnet"));
+    else if (left > 0) setTimeout(() => attempt(left - 1), 2000);
+  }).catch(() => {});
+  attempt(tries - 1);
+  return cell;
+}
+
 function table(headers, rows) {
   return h("table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))));
@@ -140,7 +152,7 @@ async function consolePage() {
       v.title, h("span", { class: "video-state" }, packaged.has(v.id) && v.state === "packaging" ? "packaged" : v.state),
       done ? h("a", { href: `#/vod/${v.id}` }, "play") : "",
       torrent ? h("a", { href: torrent }, "torrent") : "",
-      v.magnet ? h("a", { href: v.magnet, class: "magnet" }, "magnet") : ""];
+      v.magnet ? h("a", { href: v.magnet, class: "magnet" }, "magnet") : torrent ? lazyMagnet(torrent, v.title) : ""];
     })));
   };
   uForm.addEventListener("submit", async (e) => {
@@ -213,7 +225,8 @@ async function consolePage() {
       let m; try { m = JSON.parse(ev.data); } catch { return; }
       const topic = m.topic || "";
       if (topic === "vod.progress") uStatus.textContent = `packaging ${m.data.stage || ""} ${Math.round(m.data.percent || 0)}%`;
-      if (topic === "vod.packaged") { packaged.add(m.data.id); uStatus.textContent = "packaged"; loadVideos(); }
+      // Give the BitTorrent service a moment to write the .torrent it makes on the same event.
+      if (topic === "vod.packaged") { packaged.add(m.data.id); uStatus.textContent = "packaged"; setTimeout(loadVideos, 1500); }
       if (topic === "vod.failed") uStatus.textContent = `packaging failed: ${m.data.error || ""}`;
       if (topic === "edge.health") loadEdges();
     };

@@ -38,7 +38,8 @@ export function createPlayer(src, { live, dash = false }) {
   if (dash) {
     startDash(video, src, quality, state).catch((e) => { statsText.textContent = `DASH failed: ${e}`; });
   } else if (Hls.isSupported()) {
-    hls = new Hls({ lowLatencyMode: false, liveSyncDurationCount: 3, enableWorker: true });
+    // The packager writes LL-HLS parts with blocking reload: follow them on live streams.
+    hls = new Hls({ lowLatencyMode: live, enableWorker: true });
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
       while (quality.options.length > 1) quality.remove(1);
       data.levels.forEach((lvl, i) => {

@@ -252,10 +252,9 @@ def test_chat_between_pages_and_danmaku(server: Server, browser: Any) -> None:
         p.page.goto(server.base + "/#/watch/demo")
         p.page.wait_for_function("() => /viewers: \\d/.test(document.getElementById('viewers').textContent)")
     a.page.fill("#chat-input", "hello from A")
-    sent = time.monotonic()
     a.page.press("#chat-input", "Enter")
+    # The acceptance budget: in page B within 1 s of pressing Enter in page A.
     b.page.locator("#chat-messages li .text", has_text="hello from A").wait_for(timeout=1_000)
-    assert time.monotonic() - sent < 1.5  # the 1 s budget plus Playwright's own round trip
     # Hostile text stays text.
     a.page.fill("#chat-input", XSS)
     a.page.press("#chat-input", "Enter")

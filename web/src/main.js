@@ -126,7 +126,8 @@ async function consolePage() {
       sOut.append(h("p", {}, "Stream created. The key is shown only now:"),
         h("dl", {}, h("dt", {}, "Stream key"), h("dd", {}, h("code", { id: "stream-key" }, s.stream_key)),
           h("dt", {}, "RTSP ingest"), h("dd", {}, h("code", { id: "ingest-rtsp" }, `${s.ingest_urls.rtsp}?key=${s.stream_key}`)),
-          h("dt", {}, "RTMP ingest"), h("dd", {}, h("code", { id: "ingest-rtmp" }, `${rtmp} (stream key: ${s.name}?key=${s.stream_key})`))));
+          h("dt", {}, "RTMP ingest"), h("dd", {}, h("code", { id: "ingest-rtmp" }, `${rtmp}/${s.name}?key=${s.stream_key}`)),
+          h("dd", { class: "muted" }, `OBS: server ${rtmp}, stream key ${s.name}?key=${s.stream_key} (RTMP on the node's rtmp_port, 1935 by default)`)));
       await loadStreams();
     } catch (err) { sOut.append(h("p", { class: "error" }, errorText(err))); }
   });

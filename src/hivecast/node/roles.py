@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hivecast.api.component import StoreComponent
+from hivecast.api.videostate import VideoStateSync
 from hivecast.cdn.component import EdgeComponent, EdgeFrontDoor, EmbeddedEdge, OriginCdn
 from hivecast.config import Settings
 from hivecast.dht.component import DhtComponent
@@ -29,6 +30,7 @@ def build_node(settings: Settings) -> Node:
         node.add(EdgeFrontDoor())
         return node
     node.add(StoreComponent())  # first to start, last to stop: the others read and write through it
+    node.add(VideoStateSync())  # before the packager and the seeder, whose events it records
     if settings.role == "serve":
         node.add(EmbeddedEdge())
     node.add(MediaRoutes(embedded_edge=settings.role == "serve"))

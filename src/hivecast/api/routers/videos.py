@@ -274,23 +274,26 @@ async def _complete(request: Request, session: Db, video: Video) -> None:
         await session.commit()
         raise ApiError(409, "the uploaded file does not match the declared sha256; upload it again",
                        code="CHECKSUM_MISMATCH", headers={"upload-offset": "0", **TUS}) from None
-    state = "uploaded"
     ctx = ctx_of(request)
     packager = ctx.service("packager")
+    submit = None
     if packager is not None:
-        for attr in ("submit", "enqueue", "package"):
-            fn = getattr(packager, attr, None)
-            if callable(fn):
-                try:
-                    await maybe_await(fn(video.id, path))
-                    state = "packaging"
-                except Exception:
-                    log.exception("packager refused video %s", video.id)
-                break
+        submit = next((fn for attr in ("submit", "enqueue", "package")
+                       if callable(fn := getattr(packager, attr, None))), None)
+    # The state is committed before the job is queued, so the packager's `vod.packaged` (which
+    # marks the video ready) can never be overwritten by this request.
     await session.execute(update(Video).where(Video.id == video.id).values(
-        state=state, sha256=digest, upload_offset=video.size, updated_at=datetime.now(UTC),
-        version=Video.version + 1))
+        state="packaging" if submit is not None else "uploaded", sha256=digest, upload_offset=video.size,
+        updated_at=datetime.now(UTC), version=Video.version + 1))
     await session.commit()
+    if submit is not None:
+        try:
+            await maybe_await(submit(video.id, path))
+        except Exception:
+            log.exception("packager refused video %s", video.id)
+            await session.execute(update(Video).where(Video.id == video.id).values(
+                state="uploaded", updated_at=datetime.now(UTC), version=Video.version + 1))
+            await session.commit()
     if ctx.node is not None:
         ctx.node.bus.publish("video.uploaded", {"id": video.id, "path": str(path), "sha256": digest})
 

@@ -38,6 +38,10 @@ class VideoStateSync:
         for sub in self._subs:
             node.spawn(self._pump(node, store, sub), name=f"video-state {sub.pattern}")
 
+    async def stop(self) -> None:
+        for sub in self._subs:
+            sub.close()
+
     async def _pump(self, node: Node, store: Store, sub: Subscription) -> None:
         async for event in sub:
             try:

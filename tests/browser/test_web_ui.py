@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
@@ -323,7 +324,7 @@ def test_sign_in_create_stream_upload_and_play_vod(server: Server, browser: Any,
     from hivecast.p2p.metainfo import parse_torrent
 
     torrent_href = p.page.locator("#video-list a", has_text="torrent").first.get_attribute("href") or ""
-    raw = urllib.request.urlopen(server.base + torrent_href, timeout=5).read()
+    raw = urllib.request.urlopen(urljoin(server.base + "/", torrent_href), timeout=5).read()  # relative or absolute
     assert magnet.split("btih:")[1].split("&")[0] == parse_torrent(raw).info.info_hash.hex()
     p.shot("console")
     p.page.locator("#video-list a", has_text="play").first.click()

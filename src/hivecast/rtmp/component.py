@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Gauge
 
 from hivecast.media import LiveRegistry
+from hivecast.media.publishing import authorize_publish
 from hivecast.net.errors import AddressInUse
 from hivecast.node.node import StartupError
 from hivecast.rtmp.fanout import FanoutManager, FanoutSettings
@@ -53,17 +54,8 @@ class RtmpComponent:
 
     async def authorize_publish(self, name: str, key: str | None) -> bool:
         assert self._node is not None
-        if self._node.settings.open_publish:
-            return True
-        # A key configured on this node decides for its stream; the database decides the rest.
-        keys = self._keys()
-        expected = keys.get(name, keys.get("*"))
-        if expected is not None:
-            return key is not None and hmac.compare_digest(expected, key)
-        authorizer = self._node.services.get("publish_authorizer")
-        if authorizer is not None:
-            return bool(await authorizer.authorize_publish(name, key))
-        return False
+        return await authorize_publish(name, key, open_publish=self._node.settings.open_publish, keys=self._keys(),
+                                       authorizer=self._node.services.get("publish_authorizer"))
 
     def resolve_key(self, candidate: str) -> str | None:
         """The stream name whose configured key is `candidate` (OBS puts the key where the name goes)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Gauge
 
 from hivecast.media.live import LiveRegistry
+from hivecast.media.publishing import authorize_publish
 from hivecast.rtsp.server import RtspServer
 
 if TYPE_CHECKING:
@@ -90,17 +90,8 @@ class RtspComponent:
     async def authorize_publish(self, name: str, key: str | None) -> bool:
         assert self._node is not None
         settings = self._node.settings
-        if settings.open_publish:
-            return True
-        # A key configured on this node decides for its stream; the database decides the rest.
-        keys = settings.rtsp.publish_keys
-        expected = keys.get(name, keys.get("*"))
-        if expected is not None:
-            return key is not None and hmac.compare_digest(expected, key)
-        authorizer = self._node.services.get("publish_authorizer")
-        if authorizer is not None:
-            return bool(await authorizer.authorize_publish(name, key))
-        return False
+        return await authorize_publish(name, key, open_publish=settings.open_publish, keys=settings.rtsp.publish_keys,
+                                       authorizer=self._node.services.get("publish_authorizer"))
 
     def local_key(self, name: str) -> str | None:
         """The key configured on this node for a stream (Digest needs it; the database only answers yes or no)."""

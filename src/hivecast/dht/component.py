@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from hivecast.dht.ids import Address
 from hivecast.dht.node import DhtConfig
@@ -81,9 +82,28 @@ class DhtComponent:
             return [], None
         return [h for h in own if isinstance(h, bytes) and len(h) == 20], port
 
+    def _public_ip(self) -> str:
+        """The address peers reach our seeder at: the torrents service's public URL, else what DHT
+        nodes saw us as (BEP 42 `ip`), else the bind address (loopback for a wildcard bind)."""
+        assert self.node is not None and self.server is not None
+        public = getattr(self.node.services.get("torrents"), "public_url", None)
+        if callable(public):
+            with contextlib.suppress(Exception):
+                host = urlsplit(str(public())).hostname
+                if host:
+                    return host
+        if self.server.node.external_ip is not None:
+            return self.server.node.external_ip[0]
+        host = self.node.settings.host
+        return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
     async def announce(self, info_hash: bytes, port: int) -> int:
-        """Announce one torrent; returns how many nodes took the announce (tokens held)."""
+        """Announce one torrent; returns how many nodes took the announce (tokens held).
+
+        Our own node also lists us for the torrent, so a client that knows only this node (as its
+        bootstrap) finds the seeder even before the DHT around it has grown."""
         assert self.server is not None
+        self.server.node.peer_store.announce(info_hash, (self._public_ip(), port), self.server._now())
         lookup = await self.server.get_peers(info_hash, announce_port=port)
         self.announced[info_hash] = asyncio.get_running_loop().time()
         return sum(1 for c in lookup.closest() if c.token is not None)

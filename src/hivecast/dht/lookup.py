@@ -60,6 +60,7 @@ class Lookup:
     _sorted: list[Candidate] = field(default_factory=list)  # by distance
     _keys: list[int] = field(default_factory=list)  # distances, parallel to _sorted
     _by_id: dict[int, Candidate] = field(default_factory=dict)
+    _flying: dict[int, Candidate] = field(default_factory=dict)  # in flight, by node id
     _done: bool = False
 
     def __post_init__(self) -> None:
@@ -85,6 +86,7 @@ class Lookup:
                 dropped = self._sorted.pop()
                 self._keys.pop()
                 del self._by_id[dropped.node.int_id]
+                self._flying.pop(dropped.node.int_id, None)
             cand = Candidate(node, d, hops)
             i = bisect.bisect_left(self._keys, d)
             self._keys.insert(i, d)
@@ -106,7 +108,7 @@ class Lookup:
         """Nodes to query now; marks them in flight. Empty when waiting or done."""
         if self._done:
             return []
-        busy = sum(1 for c in self._sorted if c.state is State.IN_FLIGHT and now - c.sent_at < self.slow_after)
+        busy = sum(1 for c in self._flying.values() if now - c.sent_at < self.slow_after)
         out: list[NodeInfo] = []
         live_seen = 0
         for cand in self._sorted:
@@ -118,6 +120,7 @@ class Lookup:
             if cand.state is State.NEW and busy < self.alpha and self.stats.queries < self.max_queries:
                 cand.state = State.IN_FLIGHT
                 cand.sent_at = now
+                self._flying[cand.node.int_id] = cand
                 busy += 1
                 self.stats.queries += 1
                 out.append(cand.node)
@@ -145,6 +148,7 @@ class Lookup:
         if cand is None or cand.state in (State.ANSWERED, State.FAILED) or self._done:
             return
         cand.state = State.ANSWERED
+        self._flying.pop(cand.node.int_id, None)
         cand.token = token
         self.stats.replies += 1
         if values:
@@ -158,6 +162,7 @@ class Lookup:
         if cand is None or cand.state is not State.IN_FLIGHT or self._done:
             return
         cand.state = State.FAILED
+        self._flying.pop(cand.node.int_id, None)
         self.stats.failures += 1
         self._check_done(now)
 
@@ -178,10 +183,9 @@ class Lookup:
         return best[0].hops if best else 0
 
     def in_flight(self) -> list[NodeInfo]:
-        return [c.node for c in self._sorted if c.state is State.IN_FLIGHT]
+        return [c.node for c in self._flying.values()]
 
     def slow_deadline(self, now: float) -> float | None:
         """When an in-flight query next stops holding its slot (the caller should step then)."""
-        times = [c.sent_at + self.slow_after for c in self._sorted
-                 if c.state is State.IN_FLIGHT and c.sent_at + self.slow_after > now]
+        times = [c.sent_at + self.slow_after for c in self._flying.values() if c.sent_at + self.slow_after > now]
         return min(times) if times else None

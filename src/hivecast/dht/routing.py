@@ -95,13 +95,29 @@ class RoutingTable:
 
     def closest(self, target: bytes | int, count: int | None = None, *, now: float | None = None,
                 include_bad: bool = False) -> list[NodeInfo]:
-        """The `count` (default k) known nodes closest to target by XOR, bad ones left out."""
+        """The `count` (default k) known nodes closest to target by XOR, bad ones left out.
+
+        Buckets are visited nearest first without sorting the whole table: nodes in the target's
+        bucket are closer than any other; then every narrower bucket (they share the target's
+        highest differing bit); then wider buckets, narrowest first.
+        """
         t = target if isinstance(target, int) else id_int(target)
         count = self.k if count is None else count
-        candidates = [e.node for b in self.buckets for e in b.entries
-                      if include_bad or now is None or e.failures < BAD_AFTER_FAILURES]
-        candidates.sort(key=lambda n: n.int_id ^ t)
-        return candidates[:count]
+        home = self.bucket_for(t)
+        width = home.high - home.low
+        groups: list[list[Bucket]] = [[home], [b for b in self.buckets if b is not home and b.high - b.low <= width]]
+        groups += [[b] for b in sorted((b for b in self.buckets if b.high - b.low > width),
+                                       key=lambda b: b.high - b.low)]
+        found: list[NodeInfo] = []
+        for group in groups:
+            for bucket in group:
+                for e in bucket.entries:
+                    if include_bad or e.failures < BAD_AFTER_FAILURES:
+                        found.append(e.node)
+            if len(found) >= count:
+                break
+        found.sort(key=lambda n: n.int_id ^ t)
+        return found[:count]
 
     # -- updates ---------------------------------------------------------------------------------
     def heard_from(self, node: NodeInfo, now: float, *, responded: bool) -> PingNeeded | None:

@@ -97,9 +97,9 @@ class DhtServer:
     # -- I/O glue ----------------------------------------------------------------------------------
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         self.node.receive(data, (str(addr[0]), int(addr[1])), self._now())
-        self._flush()
+        self._flush(wake=False)
 
-    def _flush(self) -> None:
+    def _flush(self, *, wake: bool = True) -> None:
         assert self.endpoint is not None
         for data, addr in self.node.take_datagrams():
             try:
@@ -117,7 +117,10 @@ class DhtServer:
                     pfut.set_result(event.node)
             elif isinstance(event, BootstrapDone):
                 self._bootstrapped.set()
-        self._wake.set()
+        if wake:
+            # Re-arm the timer only after our own actions; per-datagram wake-ups cost more than
+            # they buy (the timer still runs at least once a second).
+            self._wake.set()
 
     async def _timer(self) -> None:
         while True:
@@ -130,8 +133,7 @@ class DhtServer:
                     await self._wake.wait()
             now = self._now()
             self.node.tick(now)
-            self._flush()
-            self._wake.clear()
+            self._flush(wake=False)
             if now - self._last_save >= SAVE_EVERY:
                 self.save()
 
@@ -180,6 +182,16 @@ class DhtServer:
         """Find peers for `info_hash`; with announce_port, also announce us to the closest nodes."""
         return await self._lookup(info_hash, "get_peers", timeout, announce_port=announce_port,
                                   implied_port=implied_port)
+
+    async def peers_for(self, info_hash: bytes, *, timeout: float = 20.0, attempts: int = 3) -> list[Address]:
+        """Peers for a torrent (a magnet's info-hash): get_peers lookups until one returns peers."""
+        for attempt in range(attempts):
+            lookup = await self.get_peers(info_hash, timeout=timeout)
+            if lookup.peers:
+                return sorted(lookup.peers)
+            if attempt + 1 < attempts:
+                await asyncio.sleep(1.0)
+        return []
 
     def add_node(self, addr: Address) -> None:
         """Contact a node by address (libtorrent's add_dht_node): ask it for our neighbours."""

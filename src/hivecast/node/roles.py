@@ -36,9 +36,9 @@ def build_node(settings: Settings) -> Node:
     node.add(PackagerService())
     node.add(LivePackager())
     node.add(ApiAndWeb())
-    node.add(DhtComponent())
     if settings.p2p.enabled:
         node.add(TorrentService())
+    node.add(DhtComponent())
     node.add(FrontDoor())
     node.add(WebSocketRoutes())  # after the front door, so it stops first and says 1001 to its clients
     return node

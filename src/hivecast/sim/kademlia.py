@@ -21,6 +21,8 @@ from hivecast.sim.network import LatencyModel, VirtualNetwork
 from hivecast.sim.rng import derive_rng
 from hivecast.sim.workload import LookupRecord
 
+REANNOUNCE_EVERY = 15 * 60.0
+
 
 @dataclass(slots=True)
 class _Host:
@@ -44,6 +46,7 @@ class KademliaSim:
         self.hosts: dict[Address, _Host] = {}
         self._serial = 0
         self.catalogue: dict[bytes, Address] = {}  # key -> announcing peer
+        self._announced_at = 0.0
 
     # -- hosts -----------------------------------------------------------------------------------
     def _new_address(self) -> Address:
@@ -86,7 +89,7 @@ class KademliaSim:
             host.node.handle(payload, src, self.clock.now)  # type: ignore[arg-type]
         self._flush(host)
 
-    def add_node(self, *, bootstrap: bool = True) -> _Host:
+    def add_node(self, *, bootstrap: bool = True, wait: bool = True) -> _Host:
         addr = self._new_address()
         node = DhtNode(random_id(derive_rng(self.seed, "id", addr)), self.clock.now, config=self.config,
                        rng=derive_rng(self.seed, "node", addr))
@@ -97,8 +100,9 @@ class KademliaSim:
         if bootstrap and others:
             node.bootstrap([self.rng.choice(others)], self.clock.now)
             self._flush(host)
-            self.clock.run_while(lambda: node.lookups_running > 0 or node.pending_count > 0,
-                                 limit=self.clock.now + 120.0)
+            if wait:
+                self.clock.run_while(lambda: node.lookups_running > 0 or node.pending_count > 0,
+                                     limit=self.clock.now + 120.0)
         return host
 
     def kill(self, addr: Address) -> None:
@@ -118,8 +122,10 @@ class KademliaSim:
         victims = self.rng.sample([a for a in self.hosts if a not in announcers], count)
         for addr in victims:
             self.kill(addr)
+        # The newcomers join at the same time (a burst well inside the peers' 30-minute lifetime).
         for _ in range(count):
-            self.add_node()
+            self.add_node(wait=False)
+        self.clock.run_until(self.clock.now + 60.0)
 
     # -- workload --------------------------------------------------------------------------------
     def _run_lookup(self, host: _Host, target: bytes, method: str, announce_port: int | None = None) -> LookupDone:
@@ -139,12 +145,24 @@ class KademliaSim:
             self._run_lookup(host, key, "get_peers", announce_port=host.addr[1])
             self.catalogue[key] = host.addr
         self.clock.run_until(self.clock.now + 5.0)  # let the announces land
+        self._announced_at = self.clock.now
+
+    def reannounce(self) -> None:
+        """Every announcer announces again (real clients do so every 15-30 minutes; stored peers
+        expire after 30)."""
+        for key, addr in self.catalogue.items():
+            if addr in self.hosts:
+                self._run_lookup(self.hosts[addr], key, "get_peers", announce_port=addr[1])
+        self.clock.run_until(self.clock.now + 5.0)
+        self._announced_at = self.clock.now
 
     def lookups(self, count: int, *, churn: float = 0.0, start_index: int = 0) -> list[LookupRecord]:
         records = []
         keys = list(self.catalogue)
         addrs = list(self.hosts)
         for i in range(count):
+            if self.clock.now - self._announced_at >= REANNOUNCE_EVERY:
+                self.reannounce()
             key = self.rng.choice(keys)
             source = self.rng.choice(addrs)
             while source not in self.hosts:

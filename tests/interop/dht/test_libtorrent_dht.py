@@ -14,7 +14,8 @@ from hivecast.dht.server import DhtServer
 from tests.conftest import free_port
 from tests.interop.dht.ltdht import lt, lt_session, wait_for
 
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(120),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
 def _free_udp_tcp() -> int:
@@ -97,7 +98,7 @@ async def test_lookups_across_mixed_network_find_announced_peers() -> None:
 
         await wait_for(lt_found, timeout=30, interval=1.0)
     finally:
-        del sessions
+        sessions.clear()
         for server in ours:
             await server.stop()
 
@@ -148,3 +149,39 @@ async def test_libtorrent_downloads_magnet_found_only_through_our_node(tmp_path:
     finally:
         del seeder, leecher
         await ours.stop()
+
+
+async def test_our_client_finds_magnet_peers_through_dht_and_downloads(tmp_path: Path) -> None:
+    """The other direction: a libtorrent seeder announces over the DHT; our DHT node finds it for the
+    magnet and our BitTorrent client downloads from the peers it found (no tracker)."""
+    from hivecast.dht.cli import info_hash_from
+    from hivecast.p2p.client import download
+
+    hub = DhtServer()
+    await hub.start()
+    seed_dir = tmp_path / "seed"
+    seed_dir.mkdir()
+    payload = hashlib.sha256(b"magnet").digest() * 4096
+    (seed_dir / "clip.bin").write_bytes(payload)
+    info = lt.torrent_info(lt.bdecode(_make_torrent(seed_dir / "clip.bin")))
+    magnet = f"magnet:?xt=urn:btih:{info.info_hash()}&dn=clip.bin"
+    seeder = lt_session(_free_udp_tcp(), f"127.0.0.1:{hub.port}")
+    finder = DhtServer(bootstrap=[("127.0.0.1", hub.port)])
+    await finder.start()
+    try:
+        params = lt.add_torrent_params()
+        params.ti = info
+        params.save_path = str(seed_dir)
+        handle = seeder.add_torrent(params)
+        await wait_for(lambda: handle.status().is_seeding, timeout=30)
+        await wait_for(lambda: (handle.force_dht_announce(), hub.node.peer_store.peer_count())[1], timeout=40,
+                       interval=1.0)
+        peers = await finder.peers_for(info_hash_from(magnet), timeout=10)
+        assert ("127.0.0.1", seeder.listen_port()) in peers
+        torrent = await download(magnet, tmp_path / "out", peers=peers, timeout=60)
+        assert torrent.have is not None and torrent.have.complete
+        assert (tmp_path / "out" / "clip.bin").read_bytes() == payload
+    finally:
+        del seeder
+        await finder.stop()
+        await hub.stop()

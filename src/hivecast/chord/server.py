@@ -1,0 +1,114 @@
+"""The asyncio adapter: a UDP socket around the sans-I/O `ChordNode`, a timer task, lookup futures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from hivecast.chord.messages import ChordProtocolError, decode, encode
+from hivecast.chord.node import ChordConfig, ChordNode, LookupDone
+from hivecast.chord.ring import NodeRef, key_id
+from hivecast.net import NetError, UdpEndpoint, open_udp
+
+
+class ChordServer:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, url: str = "", name: str | None = None,
+                 config: ChordConfig | None = None) -> None:
+        self.host = host
+        self.requested_port = port
+        self.url = url
+        self.name = name
+        self.config = config or ChordConfig(rpc_timeout=0.5, stabilize_every=0.2, fix_fingers_every=0.1,
+                                            check_predecessor_every=0.3)
+        self.node: ChordNode | None = None
+        self.endpoint: UdpEndpoint | None = None
+        self._futures: dict[int, asyncio.Future[LookupDone]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.malformed = 0
+
+    @staticmethod
+    def _now() -> float:
+        return time.monotonic()
+
+    @property
+    def me(self) -> NodeRef:
+        assert self.node is not None
+        return self.node.me
+
+    async def start(self, join: tuple[str, int] | None = None) -> None:
+        """Bind, then start a new ring (join=None) or join one through any member's address."""
+        self.endpoint = await open_udp(self.host, self.requested_port, on_datagram=self._on_datagram)
+        addr = self.endpoint.local_address
+        # The id is the hash of the member's name (default: its address), so a restart keeps its arc.
+        ident = key_id(self.name or f"{addr[0]}:{addr[1]}", self.config.bits)
+        self.node = ChordNode(NodeRef(ident, addr, self.url), self._now(), config=self.config)
+        if join is not None:
+            self.node.join(NodeRef(0, join), self._now())
+        self._task = asyncio.get_running_loop().create_task(self._timer(), name="chord-timer")
+        self._flush()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.endpoint is not None:
+            self.endpoint.close()
+
+    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.node is not None
+        try:
+            msg = decode(data, self.config.bits)
+        except ChordProtocolError:
+            self.malformed += 1
+            return
+        self.node.handle(msg, (str(addr[0]), int(addr[1])), self._now())
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self.node is not None and self.endpoint is not None
+        for msg, addr in self.node.take_messages():
+            with contextlib.suppress(NetError):
+                self.endpoint.send(encode(msg), addr)
+        for event in self.node.take_events():
+            fut = self._futures.pop(event.lookup_id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(event)
+        self._wake.set()
+
+    async def _timer(self) -> None:
+        assert self.node is not None
+        while True:
+            now = self._now()
+            wake = self.node.next_wakeup(now)
+            delay = 0.5 if wake is None else min(0.5, max(0.002, wake - now))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            self.node.tick(self._now())
+            self._flush()
+            self._wake.clear()
+
+    async def lookup(self, key: int, *, timeout: float = 5.0) -> NodeRef | None:
+        """The owner (successor) of `key` on the ring, or None if the lookup failed."""
+        assert self.node is not None
+        lookup_id = self.node.start_lookup(key, self._now())
+        fut: asyncio.Future[LookupDone] = asyncio.get_running_loop().create_future()
+        self._futures[lookup_id] = fut
+        self._flush()
+        try:
+            async with asyncio.timeout(timeout):
+                event = await fut
+        except TimeoutError:
+            return None
+        finally:
+            self._futures.pop(lookup_id, None)
+        return event.lookup.owner if event.lookup.ok else None
+
+    async def owner_of(self, key: str, *, timeout: float = 5.0) -> str | None:
+        """The placement hook: base URL of the edge that owns object `key` (None if unknown now)."""
+        owner = await self.lookup(key_id(key, self.config.bits), timeout=timeout)
+        return owner.url if owner is not None else None

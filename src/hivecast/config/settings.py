@@ -69,6 +69,8 @@ class PackagingSettings(Section):
     low_latency: bool = Field(True, description="LL-HLS partial segments and blocking reload")
     part_seconds: float = Field(0.5, ge=0.1, le=2.0, description="LL-HLS part target")
     blocking_timeout: float = Field(6.0, gt=0, le=30, description="longest wait of a blocking playlist reload")
+
+
 class RtmpSettings(Section):
     """RTMP ingest and playback, HTTP-FLV, push relays (hivecast.rtmp)."""
 
@@ -160,6 +162,8 @@ class CdnSettings(Section):
     @classmethod
     def _size(cls, value: object) -> object:
         return parse_size(value)
+
+
 class WsSettings(Section):
     """WebSocket endpoints (`/ws/...`) and the real-time layer (chat, danmaku, presence, events)."""
 
@@ -181,6 +185,8 @@ class WsSettings(Section):
     chat_rate_count: int = Field(5, ge=1)
     chat_rate_window: Seconds = 10.0
     history_size: int = Field(50, ge=0, le=10_000)
+
+
 class ApiSettings(Section):
     """The REST management API: CORS, rate limits, body and upload limits, the first admin."""
 
@@ -202,6 +208,8 @@ class ApiSettings(Section):
         if isinstance(value, str):  # from the environment: comma-separated
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
+
+
 class P2PSettings(Section):
     """BitTorrent distribution of on-demand videos: the seeder, the tracker (HTTP on the front door, UDP)."""
 
@@ -221,6 +229,15 @@ class P2PSettings(Section):
     public_url: str | None = Field(None, description="base URL peers reach this node at (web seeds, tracker)")
     web_seeds: bool = True
     hybrid: bool = Field(False, description="make hybrid v1+v2 torrents (BEP 52); peers still talk v1 to the seeder")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+
 class DhtSettings(Section):
     """Mainline DHT node (BEP 5) on serve/origin nodes: trackerless announces and magnet lookups."""
 
@@ -241,13 +258,6 @@ class DhtSettings(Section):
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{item!r} is not host:port")
         return value
-
-    @field_validator("public_url")
-    @classmethod
-    def _public_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/") if value else value
 
 
 class Settings(Section):

@@ -83,7 +83,7 @@ def prediction(design: str, nodes: int) -> tuple[str, float | None]:
         b = int(design[8:])
         return f"⌈log_{2 ** b} N⌉ (bound)", float(math.ceil(math.log(nodes, 2 ** b) - 1e-9))
     if design == "kademlia":
-        return "log2 N (k = 8, α = 3)", math.log2(nodes)
+        return "log2 N (k = 8, alpha = 3)", math.log2(nodes)
     if design == "central":
         return "1 hop", 1.0
     return "", None

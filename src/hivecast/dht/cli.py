@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stats = dsub.add_parser("stats", parents=[common], help="join through bootstrap nodes and print routing table figures")
     stats.add_argument("--bootstrap", type=_address, action="append", default=[], metavar="HOST:PORT")
     stats.add_argument("--data-dir", type=Path, help="use (and update) the routing table saved in DIR/p2p/dht.json")
+    stats.add_argument("--node", metavar="URL", help="ask a running hivecast node (its /dht/stats) instead")
     stats.set_defaults(func=lambda a: _run(_stats(a)))
 
 
@@ -113,7 +114,25 @@ async def _lookup(args: argparse.Namespace) -> int:
     return 0 if peers else 1
 
 
+def _node_stats(url: str, timeout: float) -> dict[str, object]:
+    import urllib.request
+
+    with urllib.request.urlopen(url.rstrip("/") + "/dht/stats", timeout=timeout) as resp:
+        body = json.loads(resp.read(1 << 20))
+    if not isinstance(body, dict):
+        raise ValueError("unexpected answer")
+    return body
+
+
 async def _stats(args: argparse.Namespace) -> int:
+    if args.node:
+        try:
+            figures = await asyncio.to_thread(_node_stats, args.node, args.timeout)
+        except (OSError, ValueError) as exc:
+            print(f"hivecast dht: cannot read {args.node}/dht/stats: {exc}", file=sys.stderr)
+            return 1
+        _print(figures, args.json)
+        return 0
     state = args.data_dir / "p2p" / "dht.json" if args.data_dir else None
     server = DhtServer(host=args.bind, port=args.port, bootstrap=args.bootstrap, state_path=state)
     await server.start()
@@ -122,9 +141,13 @@ async def _stats(args: argparse.Namespace) -> int:
         figures = server.stats()
     finally:
         await server.stop()
-    if args.json:
+    _print(figures, args.json)
+    return 0
+
+
+def _print(figures: dict[str, object], as_json: bool) -> None:
+    if as_json:
         print(json.dumps(figures))
     else:
         for key, value in figures.items():
             print(f"{key}: {value}")
-    return 0

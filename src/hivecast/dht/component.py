@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from hivecast.dht.ids import Address
 from hivecast.dht.node import DhtConfig
 from hivecast.dht.server import DhtServer
+from hivecast.http import Request, Response
 from hivecast.net import AddressInUse
 
 if TYPE_CHECKING:
@@ -57,10 +58,18 @@ class DhtComponent:
             await self.server.start()
         node.services["dht"] = self.server
         node.services["dht_port"] = self.server.port
+        node.router.exact("/dht/stats", self._stats)
         self._sub = node.bus.subscribe("torrent.created")
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._announce_loop(cfg.announce_interval), name="dht-announce"))
         self._tasks.append(loop.create_task(self._on_created(), name="dht-torrent-created"))
+
+    async def _stats(self, request: Request) -> Response:
+        """Routing table and traffic figures of the running node (`hivecast dht stats --node URL`)."""
+        assert self.server is not None
+        figures = self.server.stats()
+        figures["announced_torrents"] = len(self.announced)
+        return Response.json(figures)
 
     async def stop(self) -> None:
         if self._sub is not None:

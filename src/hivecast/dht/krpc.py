@@ -30,7 +30,11 @@ SERVER_ERROR = 202
 PROTOCOL_ERROR = 203
 METHOD_UNKNOWN = 204
 
-KNOWN_METHODS = ("ping", "find_node", "get_peers", "announce_peer")
+KNOWN_METHODS = ("ping", "find_node", "get_peers", "announce_peer", "get", "put")
+MAX_ITEM = 1000  # BEP 44: a stored value's bencoded form is at most 1000 bytes
+MAX_DEPTH = 12  # BEP 44 values are any bencoded value: allow some nesting, not unbounded
+MESSAGE_TOO_BIG = 205
+INVALID_SIGNATURE = 206
 
 
 @dataclass(slots=True)
@@ -44,6 +48,8 @@ class Query:
     token: bytes | None = None
     read_only: bool = False  # BEP 43: the sender does not answer queries
     version: bytes | None = None
+    value: Any = None  # BEP 44 put: the item
+    mutable: bool = False  # BEP 44 put/get with a public key (not supported: answered with 206)
 
 
 @dataclass(slots=True)
@@ -55,6 +61,7 @@ class Response:
     token: bytes | None = None
     ip: Address | None = None  # BEP 42: the address the responder saw us at
     version: bytes | None = None
+    value: Any = None  # BEP 44 get: the stored item
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,7 +105,7 @@ def decode_message(data: bytes) -> Message:
     if len(data) > MAX_DATAGRAM:
         raise KrpcError(f"datagram of {len(data)} bytes over the {MAX_DATAGRAM}-byte limit")
     try:
-        top = decode(data, max_depth=4)
+        top = decode(data, max_depth=MAX_DEPTH)
     except BencodeError as exc:
         raise KrpcError(f"not bencode: {exc}") from None
     if not isinstance(top, dict):
@@ -147,6 +154,14 @@ def _decode_query(top: dict[bytes, Any], t: bytes, version: bytes | None) -> Que
         if port is None and not query.implied_port:
             raise KrpcError("announce_peer needs a port")
         query.port = port
+    elif method == "get":
+        query.target = _bytes(args, b"target", size=ID_BYTES)
+    elif method == "put":
+        query.token = _bytes(args, b"token", max_size=MAX_TOKEN)
+        if b"v" not in args:
+            raise KrpcError("put needs a value")
+        query.value = args[b"v"]
+        query.mutable = b"k" in args
     return query
 
 
@@ -177,6 +192,8 @@ def _decode_response(top: dict[bytes, Any], t: bytes, version: bytes | None) -> 
                     peers.append(addr)
         resp.values = peers
     resp.token = _bytes(r, b"token", max_size=MAX_TOKEN, required=False)
+    if b"v" in r:
+        resp.value = r[b"v"]
     ip = top.get(b"ip")
     if isinstance(ip, bytes) and len(ip) == 6:
         resp.ip = decode_peer(ip)
@@ -187,8 +204,11 @@ def encode_message(msg: Message, *, read_only: bool = False) -> bytes:
     top: dict[bytes, Any] = {b"t": msg.t}
     if isinstance(msg, Query):
         args: dict[bytes, Any] = {b"id": msg.sender}
-        if msg.method == "find_node":
+        if msg.method in ("find_node", "get"):
             args[b"target"] = msg.target
+        elif msg.method == "put":
+            args[b"token"] = msg.token or b""
+            args[b"v"] = msg.value
         elif msg.method in ("get_peers", "announce_peer"):
             args[b"info_hash"] = msg.target
         if msg.method == "announce_peer":
@@ -207,6 +227,8 @@ def encode_message(msg: Message, *, read_only: bool = False) -> bytes:
             body[b"values"] = [encode_peer(a) for a in msg.values]
         if msg.token is not None:
             body[b"token"] = msg.token
+        if msg.value is not None:
+            body[b"v"] = msg.value
         top.update({b"y": b"r", b"r": body})
         if msg.ip is not None:
             top[b"ip"] = encode_peer(msg.ip)
@@ -220,7 +242,7 @@ def encode_message(msg: Message, *, read_only: bool = False) -> bytes:
 def transaction_id_of(data: bytes) -> bytes | None:
     """Best-effort tid from a datagram we could not parse, so the error reply can carry it."""
     try:
-        top = decode(data[:MAX_DATAGRAM], max_depth=4)
+        top = decode(data[:MAX_DATAGRAM], max_depth=MAX_DEPTH)
     except BencodeError:
         return None
     if isinstance(top, dict):

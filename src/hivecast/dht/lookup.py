@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from hivecast.dht.ids import Address, NodeInfo, id_int
 
@@ -47,7 +48,7 @@ class LookupStats:
 @dataclass(slots=True)
 class Lookup:
     target: bytes
-    method: str  # "find_node" or "get_peers"
+    method: str  # "find_node", "get_peers" or "get" (BEP 44)
     k: int = 8
     alpha: int = 3
     slow_after: float = 1.0
@@ -56,6 +57,7 @@ class Lookup:
     own_id: bytes | None = None
     stats: LookupStats = field(default_factory=LookupStats)
     peers: set[Address] = field(default_factory=set)
+    value: Any = None  # BEP 44 get: the item, once a node returned one that hashes to the target
     _target_int: int = 0
     _sorted: list[Candidate] = field(default_factory=list)  # by distance
     _keys: list[int] = field(default_factory=list)  # distances, parallel to _sorted
@@ -92,6 +94,10 @@ class Lookup:
             self._keys.insert(i, d)
             self._sorted.insert(i, cand)
             self._by_id[node.int_id] = cand
+
+    def add_candidates(self, nodes: list[NodeInfo], hops: int = 1) -> None:
+        """Feed in nodes learnt outside the lookup's own replies (a late bootstrap answer)."""
+        self._add(nodes, hops)
 
     def _find(self, node: NodeInfo) -> Candidate | None:
         cand = self._by_id.get(node.int_id)

@@ -7,8 +7,10 @@ reads a clock or touches a socket, so the same code runs on UDP and in the simul
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from hivecast.dht import krpc
 from hivecast.dht.errors import KrpcError
@@ -19,6 +21,10 @@ from hivecast.dht.peers import PeerStore
 from hivecast.dht.ratelimit import RateLimiter
 from hivecast.dht.routing import Bucket, PingNeeded, RoutingTable
 from hivecast.dht.tokens import TokenManager
+from hivecast.p2p.bencode import encode
+
+ITEM_TTL = 2 * 3600.0  # BEP 44: items live about two hours unless put again
+MAX_ITEMS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,7 @@ class _Running:
     announce_port: int | None = None
     implied_port: bool = False
     purpose: str = "user"  # user | bootstrap | refresh
+    put_value: Any = None  # BEP 44: store this item at the closest nodes when the get lookup ends
 
 
 @dataclass(slots=True)
@@ -101,6 +108,7 @@ class DhtNode:
         self.table = RoutingTable(node_id, k=self.config.k)
         self.tokens = TokenManager(self.rng, now)
         self.peer_store = PeerStore()
+        self.items: dict[bytes, tuple[Any, float]] = {}  # BEP 44 immutable items: target -> (value, expiry)
         self.limiter = RateLimiter(rate=self.config.rate, burst=self.config.burst,
                                    max_tracked=self.config.max_tracked_addresses)
         self.stats = NodeStats()
@@ -197,6 +205,27 @@ class DhtNode:
             if values:
                 reply.values = values
             reply.nodes = self.table.closest(q.target, now=now)
+        elif q.method == "get":
+            assert q.target is not None
+            reply.token = self.tokens.issue(addr[0], now)
+            reply.nodes = self.table.closest(q.target, now=now)
+            item = self.items.get(q.target)
+            if item is not None and item[1] > now:
+                reply.value = item[0]
+        elif q.method == "put":
+            assert q.token is not None
+            if q.mutable:
+                self._send(Error(q.t, krpc.INVALID_SIGNATURE, "mutable items are not supported"), addr)
+                return
+            raw = encode(q.value)
+            if len(raw) > krpc.MAX_ITEM:
+                self._send(Error(q.t, krpc.MESSAGE_TOO_BIG, "message (v field) too big"), addr)
+                return
+            if not self.tokens.valid(q.token, addr[0], now):
+                self.stats.bad_tokens += 1
+                self._send(Error(q.t, krpc.PROTOCOL_ERROR, "bad token"), addr)
+                return
+            self._store_item(hashlib.sha1(raw).digest(), q.value, now)
         elif q.method == "announce_peer":
             assert q.target is not None and q.token is not None
             if not self.tokens.valid(q.token, addr[0], now):
@@ -209,6 +238,13 @@ class DhtNode:
             self._send(Error(q.t, krpc.METHOD_UNKNOWN, "method unknown"), addr)
             return
         self._send(reply, addr)
+
+    def _store_item(self, target: bytes, value: Any, now: float) -> None:
+        """BEP 44 immutable item, kept for ITEM_TTL; bounded, oldest dropped first."""
+        self.items.pop(target, None)
+        self.items[target] = (value, now + ITEM_TTL)
+        while len(self.items) > MAX_ITEMS:
+            self.items.pop(next(iter(self.items)))
 
     def _on_reply(self, msg: Response | Error, addr: Address, now: float) -> None:
         pending = self._pending.get(msg.t)
@@ -237,7 +273,11 @@ class DhtNode:
         elif pending.lookup_id is not None:
             running = self._lookups.get(pending.lookup_id)
             if running is not None:
-                running.lookup.on_reply(node, now, nodes=msg.nodes, values=msg.values, token=msg.token)
+                lookup = running.lookup
+                if (msg.value is not None and lookup.method == "get" and lookup.value is None
+                        and hashlib.sha1(encode(msg.value)).digest() == lookup.target):
+                    lookup.value = msg.value  # only an item that hashes to the target is believed
+                lookup.on_reply(node, now, nodes=msg.nodes, values=msg.values, token=msg.token)
                 self._step_lookup(pending.lookup_id, now)
 
     def _failed(self, pending: Pending, now: float, *, error: bool = False) -> None:
@@ -262,7 +302,7 @@ class DhtNode:
     # -- lookups ---------------------------------------------------------------------------------
     def start_lookup(self, target: bytes, now: float, *, method: str = "find_node",
                      announce_port: int | None = None, implied_port: bool = False,
-                     seeds: list[NodeInfo] | None = None, purpose: str = "user") -> int:
+                     seeds: list[NodeInfo] | None = None, purpose: str = "user", put_value: Any = None) -> int:
         """Start an iterative lookup; a LookupDone event reports it. get_peers with announce_port
         also announces us to the closest nodes when it ends."""
         if len(self._lookups) >= self.config.max_lookups:
@@ -275,7 +315,7 @@ class DhtNode:
         seed_nodes = seeds if seeds is not None else self.table.closest(target, self.config.k * 2, now=now)
         lookup = Lookup.start(target, method, seed_nodes, now, k=self.config.k, alpha=self.config.alpha,
                               slow_after=self.config.slow_after, own_id=self.id)
-        self._lookups[lookup_id] = _Running(lookup, announce_port, implied_port, purpose)
+        self._lookups[lookup_id] = _Running(lookup, announce_port, implied_port, purpose, put_value)
         self._step_lookup(lookup_id, now)
         return lookup_id
 
@@ -295,6 +335,16 @@ class DhtNode:
         if not lookup.done:
             return
         del self._lookups[lookup_id]
+        if running.put_value is not None:
+            for cand in lookup.closest():
+                if cand.token is not None:
+                    t = self._tid()
+                    if t is None:
+                        break
+                    self._pending[t] = Pending(cand.node.addr, "put", cand.node, now + self.config.query_timeout,
+                                               purpose="announce")
+                    self._send(Query(t, "put", self.id, token=cand.token, value=running.put_value,
+                                     read_only=self.config.read_only, version=self.config.version), cand.node.addr)
         if running.announce_port is not None or running.implied_port:
             for cand in lookup.closest():
                 if cand.token is not None:
@@ -327,7 +377,7 @@ class DhtNode:
         running = [i for i, r in self._lookups.items() if r.purpose == "bootstrap"]
         if running:
             # A bootstrap node answered after the self lookup began: feed its nodes in.
-            self._lookups[running[0]].lookup._add([node, *nodes], hops=1)
+            self._lookups[running[0]].lookup.add_candidates([node, *nodes])
             self._step_lookup(running[0], now)
             return
         self._start_self_lookup(now, seeds=[node, *nodes])

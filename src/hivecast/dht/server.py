@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import time
@@ -12,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from hivecast.dht.ids import Address, NodeInfo, random_id
+from hivecast.dht.krpc import MAX_ITEM
 from hivecast.dht.lookup import Lookup
 from hivecast.dht.node import BootstrapDone, DhtConfig, DhtNode, LookupDone, PingDone
 from hivecast.dht.state import load_state, save_state
 from hivecast.net import UdpEndpoint, open_udp
 from hivecast.net.errors import NetError
+from hivecast.p2p.bencode import encode
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +90,10 @@ class DhtServer:
         if self.state_path is None:
             return
         try:
-            now = self._now()
-            nodes = sorted(self.node.table.nodes(), key=lambda n: -(self.node.table.get(n.id) or _zero).last_seen)
-            save_state(self.state_path, self.node.id, nodes)
-            self._last_save = now
+            # Most recently heard-from first: the likeliest to still be there at the next start.
+            entries = sorted((e for b in self.node.table.buckets for e in b.entries), key=lambda e: -e.last_seen)
+            save_state(self.state_path, self.node.id, [e.node for e in entries])
+            self._last_save = self._now()
         except OSError as exc:
             log.warning("cannot save the DHT routing table: %s", exc)
 
@@ -183,6 +186,20 @@ class DhtServer:
         return await self._lookup(info_hash, "get_peers", timeout, announce_port=announce_port,
                                   implied_port=implied_port)
 
+    async def put_immutable(self, value: Any, *, timeout: float = 20.0) -> bytes:
+        """BEP 44: store a bencodable value at the nodes closest to its SHA-1; returns that target."""
+        raw = encode(value)
+        if len(raw) > MAX_ITEM:
+            raise ValueError(f"a DHT item is at most {MAX_ITEM} bencoded bytes")
+        target = hashlib.sha1(raw).digest()
+        await self._lookup(target, "get", timeout, put_value=value)
+        return target
+
+    async def get_immutable(self, target: bytes, *, timeout: float = 20.0) -> Any:
+        """BEP 44: the item stored under `target` (verified against its hash), or None."""
+        lookup = await self._lookup(target, "get", timeout)
+        return lookup.value
+
     async def peers_for(self, info_hash: bytes, *, timeout: float = 20.0, attempts: int = 3) -> list[Address]:
         """Peers for a torrent (a magnet's info-hash): get_peers lookups until one returns peers."""
         for attempt in range(attempts):
@@ -220,10 +237,3 @@ class DhtServer:
             "lookups_running": self.node.lookups_running,
             "external_ip": f"{self.node.external_ip[0]}" if self.node.external_ip else None,
         }
-
-
-class _Zero:
-    last_seen = 0.0
-
-
-_zero = _Zero()

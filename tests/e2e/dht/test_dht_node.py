@@ -26,6 +26,10 @@ async def test_serve_node_runs_a_dht_node(node_factory: NodeFactory) -> None:
         assert await probe.ping(("127.0.0.1", dht.port), timeout=5) is not None
     finally:
         await probe.stop()
+    code, out, err = await run_cli("stats", "--node", f"http://127.0.0.1:{node.services['http_port']}", "--json")
+    assert code == 0, err
+    figures = json.loads(out)
+    assert figures["id"] == dht.node.id.hex() and figures["queries_in"] == {"ping": 1}
 
 
 async def test_routing_table_survives_restart(tmp_path: Path) -> None:

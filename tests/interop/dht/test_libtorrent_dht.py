@@ -185,3 +185,42 @@ async def test_our_client_finds_magnet_peers_through_dht_and_downloads(tmp_path:
         del seeder
         await finder.stop()
         await hub.stop()
+
+
+async def test_bep44_immutable_items_with_libtorrent() -> None:
+    """We put an item that libtorrent gets, and get the item libtorrent puts (BEP 44, immutable)."""
+    hub = DhtServer()
+    await hub.start()
+    ours = DhtServer(bootstrap=[("127.0.0.1", hub.port)])
+    await ours.start()
+    sessions = [lt_session(_free_udp_tcp(), f"127.0.0.1:{hub.port}") for _ in range(2)]
+    try:
+        await wait_for(lambda: len(hub.node.table) >= 3, timeout=30)
+        await ours.find_node(ours.node.id, timeout=10)
+        target = await ours.put_immutable(b"hello from hivecast")
+        got: list[Any] = []
+
+        def lt_got() -> bool:
+            sessions[1].dht_get_immutable_item(lt.sha1_hash(target))
+            for alert in sessions[1].pop_alerts():
+                if isinstance(alert, lt.dht_immutable_item_alert) and alert.item is not None:
+                    got.append(alert.item)
+            return any(g == b"hello from hivecast" for g in got)
+
+        await wait_for(lt_got, timeout=30, interval=1.0)
+        lt_target = sessions[0].dht_put_immutable_item(b"hello from libtorrent")
+        lt_hash = bytes.fromhex(str(lt_target))
+
+        async def we_get() -> bool:
+            return await ours.get_immutable(lt_hash, timeout=10) == b"hello from libtorrent"
+
+        for _ in range(20):
+            if await we_get():
+                break
+            await asyncio.sleep(1.0)
+        else:
+            pytest.fail("our get did not find libtorrent's item")
+    finally:
+        sessions.clear()
+        await ours.stop()
+        await hub.stop()

@@ -253,3 +253,36 @@ def test_lookup_event_after_all_seeds_time_out() -> None:
     dht.tick(10.0)
     (event,) = dht.take_events()
     assert isinstance(event, LookupDone) and event.lookup_id == lookup_id and event.lookup.closest() == []
+
+
+def test_bep44_immutable_put_and_get() -> None:
+    import hashlib
+
+    from hivecast.dht.krpc import MESSAGE_TOO_BIG
+    from hivecast.p2p.bencode import encode
+
+    dht = make_node()
+    value = {b"title": b"hivecast", b"n": 7}
+    target = hashlib.sha1(encode(value)).digest()
+    r = ask(dht, Query(b"g1", "get", b"\x01" * 20, target=target))
+    assert isinstance(r, Response) and r.token is not None and r.value is None
+    bad = ask(dht, Query(b"p0", "put", b"\x01" * 20, token=b"\x00" * 8, value=value))
+    assert isinstance(bad, Error) and bad.code == 203
+    big = ask(dht, Query(b"p1", "put", b"\x01" * 20, token=r.token, value=b"x" * 1200))
+    assert isinstance(big, Error) and big.code == MESSAGE_TOO_BIG
+    ok = ask(dht, Query(b"p2", "put", b"\x01" * 20, token=r.token, value=value))
+    assert isinstance(ok, Response)
+    r = ask(dht, Query(b"g2", "get", b"\x02" * 20, target=target), ("10.3.3.3", 1))
+    assert isinstance(r, Response) and r.value == value
+
+
+def test_bep44_get_lookup_believes_only_matching_values() -> None:
+    dht = make_node()
+    seeds = [node(i) for i in range(2)]
+    lookup_id = dht.start_lookup(b"\x09" * 20, 0.0, method="get", seeds=seeds)
+    for data, addr in dht.take_datagrams():
+        q = decode_message(data)
+        src = next(s for s in seeds if s.addr == addr)
+        dht.receive(encode_message(Response(q.t, src.id, value=b"forged")), addr, 0.1)
+    (event,) = dht.take_events()
+    assert isinstance(event, LookupDone) and event.lookup_id == lookup_id and event.lookup.value is None

@@ -118,7 +118,8 @@ def _run_dht(design: str, w: Workload, count: int, progress: Callable[[int], Non
                  for h in hosts]
         load = [h.node.handled for h in hosts]
         return DesignResult("chord", w.churn, records, load, state,
-                            f"{count:,} uniform random keys; churn in {rounds} burst(s), 60 s of stabilization each")
+                            f"{count:,} uniform random keys" + (f"; churn in {rounds} bursts, 60 s of stabilization each"
+                                                                if w.churn > 0 else "; exact fingers"))
     kad = KademliaSim(seed=w.seed)
     kad.build(w.nodes)
     kad.announce(min(200, w.catalogue))
@@ -130,7 +131,8 @@ def _run_dht(design: str, w: Workload, count: int, progress: Callable[[int], Non
     state = [len(h.node.table) for h in kad.hosts.values()]
     load = [kad.net.received_by.get(a, 0) for a in kad.hosts]
     return DesignResult("kademlia", w.churn, records, load, state,
-                        f"{count:,} lookups of {min(200, w.catalogue)} announced keys; churn in {rounds} burst(s)")
+                        f"{count:,} lookups of {min(200, w.catalogue)} announced keys"
+                        + (f"; churn in {rounds} bursts" if w.churn > 0 else ""))
 
 
 def plan(cfg: RunConfig) -> list[tuple[str, float, int]]:

@@ -27,6 +27,7 @@ class ChordConfig:
     max_steps: int = 64
     max_pending: int = 1024
     maintenance: bool = True  # run stabilization timers (the simulator may drive a static ring)
+    confirm_owner: bool = True  # ping the named owner before reporting it
 
 
 @dataclass(slots=True)
@@ -123,10 +124,14 @@ class ChordNode:
     def local_step(self, key: int, exclude: set[int] | frozenset[int] = frozenset()) -> tuple[bool, NodeRef]:
         """(True, owner) if our successor owns `key`; else (False, the next node to ask)."""
         succ = next((s for s in self.successors if s.id not in exclude), self.me)
-        if succ.id == self.me.id or in_half_open(key, self.me.id, succ.id):
+        if succ.id != self.me.id and in_half_open(key, self.me.id, succ.id):
             return True, succ
         nxt = self.closest_preceding(key, exclude)
-        return (False, nxt) if nxt is not None else (True, succ)
+        if nxt is not None:
+            return False, nxt
+        # Nobody closer is known. Only a node that knows no other member may claim the key; one
+        # that lost its successors must not claim the whole ring (joiners would hang off it).
+        return True, succ
 
     # -- input -----------------------------------------------------------------------------------
     def handle(self, msg: Message, src: tuple[str, int], now: float) -> None:
@@ -149,8 +154,10 @@ class ChordNode:
             if (self.predecessor is None or in_open(sender.id, self.predecessor.id, self.me.id)
                     or self.predecessor.id == self.me.id):
                 self.predecessor = sender
-            if self.successor.id == self.me.id and sender.id != self.me.id:
-                self.successors = [sender]  # a ring of one gains its second member
+            if self.successor.id == self.me.id and sender.id != self.me.id and self._bootstrap is None:
+                # The ring's first member, alone so far, gains its second. (A node still joining
+                # must not take a notifier as successor: the notifier precedes it.)
+                self.successors = [sender]
         self._outbox.append((reply, src))
 
     def _on_reply(self, reply: Reply, src: tuple[str, int], now: float) -> None:
@@ -160,6 +167,10 @@ class ChordNode:
         del self._pending[reply.rid]
         if pending.op == "step" and pending.lookup_id is not None:
             self._lookup_reply(pending.lookup_id, reply, now)
+        elif pending.op == "ping" and pending.lookup_id is not None:
+            lookup = self._lookups.get(pending.lookup_id)
+            if lookup is not None:
+                self._finish(pending.lookup_id, lookup, pending.to, now)  # the owner is alive
         elif pending.op == "get_pred":
             self._stabilize_reply(reply, now)
 
@@ -167,7 +178,7 @@ class ChordNode:
         for rid in [r for r, p in self._pending.items() if p.deadline <= now]:
             pending = self._pending.pop(rid)
             self._forget(pending.to.id)
-            if pending.op == "step" and pending.lookup_id is not None:
+            if pending.op in ("step", "ping") and pending.lookup_id is not None:
                 self._lookup_failed(pending.lookup_id, pending.to, now)
 
     def _forget(self, node_id: int) -> None:
@@ -189,7 +200,7 @@ class ChordNode:
         else:
             done, node = self.local_step(key)
             if done:
-                self._finish(lookup_id, lookup, node, now)
+                self._conclude(lookup_id, lookup, node, now)
             else:
                 self._ask(lookup_id, lookup, node, now)
         return lookup_id
@@ -210,7 +221,7 @@ class ChordNode:
                 self._finish(lookup_id, lookup, None, now)
             return
         if reply.done:
-            self._finish(lookup_id, lookup, reply.node, now)
+            self._conclude(lookup_id, lookup, reply.node, now)
             return
         current = lookup.current or self.me
         # Progress check: the next hop must lie strictly between the node we asked and the key.
@@ -234,9 +245,23 @@ class ChordNode:
             return
         done, nxt = self.local_step(lookup.key, lookup.failed)
         if done:
-            self._finish(lookup_id, lookup, nxt, now)
+            self._conclude(lookup_id, lookup, nxt, now)
         else:
             self._ask(lookup_id, lookup, nxt, now)
+
+    def _conclude(self, lookup_id: int, lookup: ChordLookup, owner: NodeRef, now: float) -> None:
+        """An owner was named. With confirm_owner, ping it first: a successor pointer can outlive its
+        node for a stabilization period, and a dead owner must not be reported (the lookup then backs
+        up and asks again without it). The ping is not a hop."""
+        if owner.id in lookup.failed:
+            self._finish(lookup_id, lookup, None, now)
+            return
+        if not self.config.confirm_owner or owner.id == self.me.id or lookup.purpose != "user":
+            self._finish(lookup_id, lookup, owner, now)
+            return
+        lookup.steps += 1
+        if lookup.steps > self.config.max_steps or not self._request(owner, "ping", now, lookup_id=lookup_id):
+            self._finish(lookup_id, lookup, None, now)
 
     def _finish(self, lookup_id: int, lookup: ChordLookup, owner: NodeRef | None, now: float) -> None:
         lookup.done = True
@@ -257,11 +282,12 @@ class ChordNode:
             self._events.append(LookupDone(lookup_id, lookup))
 
     # -- membership and maintenance --------------------------------------------------------------
-    def join(self, known: NodeRef, now: float) -> None:
+    def join(self, known: NodeRef, now: float, *, rejoin: bool = False) -> None:
         """Join the ring through any member: look our own id up through it to find our successor."""
         self.joined = False
         self.predecessor = None
-        self._bootstrap = known
+        if not rejoin:
+            self._bootstrap = known
         self.start_lookup(self.me.id, now, via=known, purpose="join")
 
     def _stabilize_reply(self, reply: Reply, now: float) -> None:
@@ -283,12 +309,15 @@ class ChordNode:
             self._next_stabilize = now + self.config.stabilize_every
             if self.successor.id != self.me.id:
                 self._request(self.successor, "get_pred", now)
-            elif self.predecessor is not None:
-                self.successors = [self.predecessor]
-            elif self._bootstrap is not None and self.joined:
-                # We lost every successor (they died before we learnt backups): join again.
-                self.join(self._bootstrap, now)
-                return
+            elif self.joined:
+                # We lost every successor (they died before we learnt backups). Taking the
+                # predecessor as successor would point backwards and walk the ring the wrong way;
+                # look our own id up through a member we know instead.
+                pred = self.predecessor if self.predecessor is not None and self.predecessor.id != self.me.id else None
+                via = pred or self._bootstrap
+                if via is not None:
+                    self.join(via, now, rejoin=True)
+                    return
         if now >= self._next_fix:
             self._next_fix = now + self.config.fix_fingers_every
             if not self.joined:

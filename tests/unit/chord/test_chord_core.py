@@ -63,7 +63,8 @@ def test_local_step_and_closest_preceding() -> None:
 
 
 def test_lookup_ignores_replies_from_unasked_addresses_and_backs_up_on_timeout() -> None:
-    node = ChordNode(ref(100), 0.0, config=ChordConfig(bits=BITS, maintenance=False, rpc_timeout=1.0))
+    node = ChordNode(ref(100), 0.0, config=ChordConfig(bits=BITS, maintenance=False, rpc_timeout=1.0,
+                                                       confirm_owner=False))
     fingers: list[NodeRef | None] = [None] * BITS
     fingers[12] = ref(5000)
     node.set_tables([ref(110), ref(140)], ref(50), fingers)
@@ -79,3 +80,23 @@ def test_lookup_ignores_replies_from_unasked_addresses_and_backs_up_on_timeout()
     (event,) = node.take_events()
     assert event.lookup_id == lookup_id and event.lookup.ok and event.lookup.owner == ref(7000)
     assert event.lookup.hops == 1 and all(f is None or f.id != 5000 for f in node.fingers)
+
+
+def test_dead_owner_is_not_reported() -> None:
+    """A node names a successor that has died; the ping to confirm it times out, the lookup asks
+    again excluding it and reports the next live node."""
+    node = ChordNode(ref(100), 0.0, config=ChordConfig(bits=BITS, maintenance=False, rpc_timeout=1.0))
+    node.set_tables([ref(140)], ref(50), [None] * BITS)
+    lookup_id = node.start_lookup(3000, 0.0)
+    ((req, _),) = node.take_messages()
+    node.handle(Reply(req.rid, ref(140), done=True, node=ref(2000)), ref(140).addr, 0.1)
+    ((ping, dst),) = node.take_messages()
+    assert isinstance(ping, Request) and ping.op == "ping" and dst == ref(2000).addr
+    node.tick(2.0)  # no answer from 2000
+    ((again, dst2),) = node.take_messages()
+    assert isinstance(again, Request) and again.op == "step" and dst2 == ref(140).addr and again.exclude == [2000]
+    node.handle(Reply(again.rid, ref(140), done=True, node=ref(4000)), ref(140).addr, 2.1)
+    ((ping2, _),) = node.take_messages()
+    node.handle(Reply(ping2.rid, ref(4000)), ref(4000).addr, 2.2)
+    (event,) = node.take_events()
+    assert event.lookup_id == lookup_id and event.lookup.owner == ref(4000) and event.lookup.hops == 1

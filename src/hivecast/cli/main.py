@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "hivecast.api.cli",
     "hivecast.p2p.cli",
     "hivecast.dht.cli",
+    "hivecast.sim.cli",
 ]
 
 

@@ -141,8 +141,12 @@ class H264AccessUnit:
         return is_keyframe(self.nals)
 
 
-class H264Depacketizer:
-    """RTP payloads (in sequence order) -> access units. A lost fragment drops its NAL unit."""
+class NalUnitAssembler:
+    """What H.264 and H.265 depacketizing share: NAL units gathered into the access unit of their
+    RTP timestamp, fragmented NAL units reassembled, both within the size bounds, and a fragment
+    lost in between dropping only its own NAL unit."""
+
+    fragment_name = "FU"
 
     def __init__(self) -> None:
         self._au: H264AccessUnit | None = None
@@ -150,6 +154,46 @@ class H264Depacketizer:
         self._fu: bytearray | None = None
         self._last_seq: int | None = None
         self.dropped_nals = 0
+
+    def _fragment(self, timestamp: int, *, start: bool, end: bool, header: bytes, data: bytes) -> None:
+        if start:
+            if self._fu is not None:
+                self.dropped_nals += 1
+            self._fu = bytearray(header)
+            self._fu += data
+        elif self._fu is None:
+            self.dropped_nals += 1  # middle of a NAL whose start we lost
+        else:
+            self._fu += data
+            if len(self._fu) > MAX_AU_BYTES:
+                self._fu = None
+                raise PayloadError(f"{self.fragment_name} NAL unit too large")
+        if end and self._fu is not None:
+            self._add(timestamp, bytes(self._fu))
+            self._fu = None
+
+    def _add(self, timestamp: int, nal: bytes) -> None:
+        if self._au is None:
+            self._au = H264AccessUnit(timestamp)
+            self._size = 0
+        if len(self._au.nals) >= MAX_NALS_PER_AU or self._size + len(nal) > MAX_AU_BYTES:
+            raise PayloadError("access unit too large")
+        self._au.nals.append(nal)
+        self._size += len(nal)
+
+    def _finish(self) -> list[H264AccessUnit]:
+        au, self._au = self._au, None
+        self._fu = None
+        return [au] if au is not None and au.nals else []
+
+    def flush(self) -> list[H264AccessUnit]:
+        return self._finish()
+
+
+class H264Depacketizer(NalUnitAssembler):
+    """RTP payloads (in sequence order) -> access units. A lost fragment drops its NAL unit."""
+
+    fragment_name = "FU-A"
 
     def push(self, payload: bytes, timestamp: int, marker: bool, seq: int | None = None) -> list[H264AccessUnit]:
         out: list[H264AccessUnit] = []
@@ -181,41 +225,10 @@ class H264Depacketizer:
         elif kind == FU_A:
             if len(payload) < 2:
                 raise PayloadError("FU-A header truncated")
-            start, end = payload[1] & 0x80, payload[1] & 0x40
-            if start:
-                if self._fu is not None:
-                    self.dropped_nals += 1
-                self._fu = bytearray(((payload[0] & 0xE0) | (payload[1] & 0x1F),))
-                self._fu += payload[2:]
-            elif self._fu is None:
-                self.dropped_nals += 1  # middle of a NAL whose start we lost
-            else:
-                self._fu += payload[2:]
-                if len(self._fu) > MAX_AU_BYTES:
-                    self._fu = None
-                    raise PayloadError("FU-A NAL unit too large")
-            if end and self._fu is not None:
-                self._add(timestamp, bytes(self._fu))
-                self._fu = None
+            self._fragment(timestamp, start=bool(payload[1] & 0x80), end=bool(payload[1] & 0x40),
+                           header=bytes(((payload[0] & 0xE0) | (payload[1] & 0x1F),)), data=payload[2:])
         else:
             raise PayloadError(f"unsupported H.264 packet type {kind}")
         if marker:
             out.extend(self._finish())
         return out
-
-    def _add(self, timestamp: int, nal: bytes) -> None:
-        if self._au is None:
-            self._au = H264AccessUnit(timestamp)
-            self._size = 0
-        if len(self._au.nals) >= MAX_NALS_PER_AU or self._size + len(nal) > MAX_AU_BYTES:
-            raise PayloadError("access unit too large")
-        self._au.nals.append(nal)
-        self._size += len(nal)
-
-    def _finish(self) -> list[H264AccessUnit]:
-        au, self._au = self._au, None
-        self._fu = None
-        return [au] if au is not None and au.nals else []
-
-    def flush(self) -> list[H264AccessUnit]:
-        return self._finish()

@@ -7,7 +7,7 @@ of NAL units; the Annex-B helpers of hivecast.rtp.h264 apply unchanged.
 from __future__ import annotations
 
 from hivecast.rtp.errors import PayloadError
-from hivecast.rtp.h264 import MAX_AU_BYTES, MAX_NALS_PER_AU, H264AccessUnit
+from hivecast.rtp.h264 import H264AccessUnit, NalUnitAssembler
 
 NAL_VPS = 32
 NAL_SPS = 33
@@ -76,13 +76,8 @@ class H265Packetizer:
         return [(p, i == len(payloads) - 1) for i, p in enumerate(payloads)]
 
 
-class H265Depacketizer:
-    def __init__(self) -> None:
-        self._au: H264AccessUnit | None = None
-        self._size = 0
-        self._fu: bytearray | None = None
-        self._last_seq: int | None = None
-        self.dropped_nals = 0
+class H265Depacketizer(NalUnitAssembler):
+    fragment_name = "FU"
 
     def push(self, payload: bytes, timestamp: int, marker: bool, seq: int | None = None) -> list[H264AccessUnit]:
         out: list[H264AccessUnit] = []
@@ -111,37 +106,10 @@ class H265Depacketizer:
                 pos += size
         elif kind == FU:
             fu = payload[2]
-            if fu & 0x80:
-                if self._fu is not None:
-                    self.dropped_nals += 1
-                self._fu = bytearray(((payload[0] & 0x81) | ((fu & 0x3F) << 1), payload[1]))
-                self._fu += payload[3:]
-            elif self._fu is None:
-                self.dropped_nals += 1
-            else:
-                self._fu += payload[3:]
-                if len(self._fu) > MAX_AU_BYTES:
-                    self._fu = None
-                    raise PayloadError("FU NAL unit too large")
-            if fu & 0x40 and self._fu is not None:
-                self._add(timestamp, bytes(self._fu))
-                self._fu = None
+            self._fragment(timestamp, start=bool(fu & 0x80), end=bool(fu & 0x40),
+                           header=bytes(((payload[0] & 0x81) | ((fu & 0x3F) << 1), payload[1])), data=payload[3:])
         else:
             raise PayloadError(f"unsupported H.265 packet type {kind}")
         if marker:
             out.extend(self._finish())
         return out
-
-    def _add(self, timestamp: int, nal: bytes) -> None:
-        if self._au is None:
-            self._au = H264AccessUnit(timestamp)
-            self._size = 0
-        if len(self._au.nals) >= MAX_NALS_PER_AU or self._size + len(nal) > MAX_AU_BYTES:
-            raise PayloadError("access unit too large")
-        self._au.nals.append(nal)
-        self._size += len(nal)
-
-    def _finish(self) -> list[H264AccessUnit]:
-        au, self._au = self._au, None
-        self._fu = None
-        return [au] if au is not None and au.nals else []

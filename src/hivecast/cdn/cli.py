@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         edge.add_argument("--region", help="region this edge serves (for routing)")
         edge.add_argument("--public-url", metavar="URL", help="URL clients reach this edge at")
         edge.add_argument("--edge-id", metavar="ID", help="id at the origin (default host:port)")
+        edge.add_argument("--ring-port", type=int, metavar="N",
+                          help="join the region's Chord ring with a UDP node on this port (0: any)")
+        edge.add_argument("--ring-seed", action="append", metavar="HOST:PORT",
+                          help="a ring member to join through (repeatable; implies the ring)")
         edge.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
         edge.set_defaults(func=run_edge)
     p = sub.add_parser("router", help="CDN request router: authoritative DNS for the edge zone, and HTTP 302",
@@ -65,6 +69,12 @@ def _cdn_flags(args: argparse.Namespace) -> dict[str, Any]:
             out[name] = value
     if args.worker_index:
         out["worker_index"] = args.worker_index
+    if getattr(args, "ring_port", None) is not None or getattr(args, "ring_seed", None):
+        out["ring"] = True
+        if args.ring_port is not None:
+            out["ring_port"] = args.ring_port
+        if args.ring_seed:
+            out["ring_seeds"] = args.ring_seed
     return out
 
 

@@ -3,11 +3,13 @@ side (edge registry, health checks, event log, HTTP 302 router)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,12 @@ from hivecast.cdn.edge import EdgeCache, EdgeConfig
 from hivecast.cdn.local import LocalUpstream
 from hivecast.cdn.passthrough import PassThrough
 from hivecast.cdn.registry import EdgeRegistry
+from hivecast.cdn.ring import RingStatsCollector, RingUpstream
 from hivecast.cdn.selection import RegionMap, choose
 from hivecast.cdn.stats import StatsCollector
 from hivecast.cdn.store import CacheStore
 from hivecast.cdn.upstream import UpstreamLimits, UpstreamPool
+from hivecast.chord.server import ChordServer
 from hivecast.config.settings import CdnSettings
 from hivecast.events import Subscription
 from hivecast.http import FileBody, HttpServer, Request, Response
@@ -113,6 +117,8 @@ class EdgeComponent:
         self.agent: EdgeAgent | None = None
         self._pools: list[UpstreamPool] = []
         self._subs: list[Subscription] = []
+        self.ring: RingUpstream | None = None
+        self.chord: ChordServer | None = None
 
     async def start(self, node: Node) -> None:
         s = node.settings
@@ -129,7 +135,18 @@ class EdgeComponent:
         self._pools = [origin] if upstream is origin else [origin, upstream]
         store = build_store(node, cache_root(node, self.worker))
         passthrough = PassThrough(origin, max_body=s.limits.max_body_bytes)
-        self.edge = EdgeCache(store, upstream, passthrough=passthrough, config=edge_config(cfg, None))
+        fills: UpstreamPool | RingUpstream = upstream
+        if cfg.ring:
+            if cfg.workers > 1:
+                raise StartupError("[cdn] ring needs workers = 1 (each worker would be a ring member of its own)")
+            # The ring sits in front of this edge's upstream (origin or parent): only a key's owner uses it.
+            self.ring = RingUpstream(upstream, limits=limits, peer_timeout=cfg.ring_timeout,
+                                     lookup_timeout=cfg.ring_lookup_timeout)
+            fills = self.ring
+            with contextlib.suppress(ValueError):
+                node.metrics.registry.register(RingStatsCollector(self.ring.stats))
+            node.router.exact("/cdn/v1/ring", self._ring_api)
+        self.edge = EdgeCache(store, fills, passthrough=passthrough, config=edge_config(cfg, None))
         node.router.fallback = self.edge
         node.services["edge_cache"] = self.edge
         _register_stats(node, self.edge)
@@ -146,6 +163,8 @@ class EdgeComponent:
         port = node.services.get("http_port", s.http_port)
         host = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else s.host
         public = cfg.public_url or f"http://{host}:{port}"
+        if self.ring is not None:
+            await self._join_ring(node, public)
         front = next((c.server for c in node.components if isinstance(c, FrontDoor)), None)
         assert s.origin_url is not None
         self.agent = EdgeAgent(
@@ -156,11 +175,52 @@ class EdgeComponent:
         node.spawn(self.agent.run_heartbeats(), name="cdn heartbeats")
         node.spawn(self.agent.run_events(), name="cdn events")
 
+    async def _join_ring(self, node: Node, public: str) -> None:
+        """Run this edge's Chord node (named by its public URL, so a restart keeps its arc) and
+        join the region's ring through the seeds."""
+        assert self.ring is not None
+        cfg = node.settings.cdn
+        seeds: list[tuple[str, int]] = []
+        loop = asyncio.get_running_loop()
+        for seed in cfg.ring_seeds:
+            host, _, port = seed.rpartition(":")
+            try:
+                infos = await loop.getaddrinfo(host.strip("[]"), int(port), family=socket.AF_INET,
+                                               type=socket.SOCK_DGRAM)
+            except OSError as exc:
+                log.warning("ring seed %s does not resolve: %s", seed, exc)
+                continue
+            seeds.extend((str(info[4][0]), int(info[4][1])) for info in infos[:1])
+        self.chord = ChordServer(host=node.settings.host, port=cfg.ring_port, url=public.rstrip("/"),
+                                 name=public.rstrip("/"))
+        await self.chord.start(seeds=seeds)
+        node.services["ring_port"] = self.chord.me.addr[1]
+        self.ring.attach(self.chord, public.rstrip("/"))
+        log.info("edge ring node on udp %s:%d, %d seeds", node.settings.host, self.chord.me.addr[1], len(seeds))
+
+    async def _ring_api(self, request: Request) -> Response:
+        """This edge's view of the ring and its fill counters; `?key=/path` looks a key's owner up."""
+        no_store = [("cache-control", "no-store")]
+        if self.chord is None or self.ring is None:
+            return Response.json({"error": "not on the ring yet"}, status=503, headers=no_store)
+        body: dict[str, object] = {"node": self.chord.state(), "fills": self.ring.stats.snapshot()}
+        key = request.query.get("key")
+        if key is not None:
+            if not key.startswith("/") or len(key) > 4096:
+                return Response.json({"error": "key is a path"}, status=400, headers=no_store)
+            body["key"] = key
+            body["owner"] = await self.chord.owner_of(key, timeout=self.ring.lookup_timeout)
+        return Response.json(body, headers=no_store)
+
     async def stop(self) -> None:
         for sub in self._subs:
             sub.close()
+        if self.chord is not None:
+            await self.chord.stop()  # leave first: the others stop asking us within a stabilization round
         if self.edge is not None:
             await self.edge.close()
+        if self.ring is not None:
+            await self.ring.close()
         if self.agent is not None:
             await self.agent.close()
         for pool in self._pools:

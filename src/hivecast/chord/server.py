@@ -1,10 +1,13 @@
-"""The asyncio adapter: a UDP socket around the sans-I/O `ChordNode`, a timer task, lookup futures."""
+"""The asyncio adapter: a UDP socket around the sans-I/O `ChordNode`, a timer task, lookup futures,
+and joining through a list of seeds (no central directory)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from hivecast.chord.messages import ChordProtocolError, decode, encode
 from hivecast.chord.node import ChordConfig, ChordNode, LookupDone
@@ -27,6 +30,11 @@ class ChordServer:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.malformed = 0
+        self.seeds: list[tuple[str, int]] = []
+        self._next_seed = 0
+        self._seed_retry_at = 0.0
+        # Longer than a join lookup's first RPC deadline, so one attempt ends before the next starts.
+        self.seed_retry_every = max(1.0, 2 * self.config.rpc_timeout)
 
     @staticmethod
     def _now() -> float:
@@ -37,17 +45,41 @@ class ChordServer:
         assert self.node is not None
         return self.node.me
 
-    async def start(self, join: tuple[str, int] | None = None) -> None:
-        """Bind, then start a new ring (join=None) or join one through any member's address."""
+    async def start(self, join: tuple[str, int] | None = None, *, seeds: Sequence[tuple[str, int]] = ()) -> None:
+        """Bind, then join the ring through `join` or any of `seeds` (tried in turn until one answers);
+        with none of them answering (or none given), this node is a ring of its own meanwhile."""
         self.endpoint = await open_udp(self.host, self.requested_port, on_datagram=self._on_datagram)
         addr = self.endpoint.local_address
         # The id is the hash of the member's name (default: its address), so a restart keeps its arc.
         ident = key_id(self.name or f"{addr[0]}:{addr[1]}", self.config.bits)
         self.node = ChordNode(NodeRef(ident, addr, self.url), self._now(), config=self.config)
-        if join is not None:
-            self.node.join(NodeRef(0, join), self._now())
+        candidates = ([join] if join is not None else []) + list(seeds)
+        self.seeds = [s for s in dict.fromkeys(candidates) if not _is_self(s, (str(addr[0]), int(addr[1])))]
+        self._join_next_seed()
         self._task = asyncio.get_running_loop().create_task(self._timer(), name="chord-timer")
         self._flush()
+
+    def _join_next_seed(self) -> None:
+        """While we know no other member, look our id up through the next seed. The core's `rejoin`
+        form keeps no bootstrap node, so a node that starts alone still accepts the first member
+        that notifies it (two seeds starting at once find each other either way)."""
+        assert self.node is not None
+        now = self._now()
+        self._seed_retry_at = now + self.seed_retry_every
+        if not self.seeds or self.node.successor.id != self.node.me.id:
+            return
+        seed = self.seeds[self._next_seed % len(self.seeds)]
+        self._next_seed += 1
+        self.node.join(NodeRef(0, seed), now, rejoin=True)
+
+    def state(self) -> dict[str, Any]:
+        """The node's view of the ring, for the stats endpoint and for operators."""
+        assert self.node is not None
+        node = self.node
+        return {"id": f"{node.me.id:x}", "url": node.me.url, "udp": list(node.me.addr),
+                "successors": [s.url or f"{s.addr[0]}:{s.addr[1]}" for s in node.successors],
+                "predecessor": node.predecessor.url if node.predecessor is not None else None,
+                "alone": node.successor.id == node.me.id, "malformed": self.malformed, "seeds": len(self.seeds)}
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -89,6 +121,8 @@ class ChordServer:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
             self.node.tick(self._now())
+            if self.seeds and self._now() >= self._seed_retry_at:
+                self._join_next_seed()
             self._flush()
             self._wake.clear()
 
@@ -112,3 +146,10 @@ class ChordServer:
         """The placement hook: base URL of the edge that owns object `key` (None if unknown now)."""
         owner = await self.lookup(key_id(key, self.config.bits), timeout=timeout)
         return owner.url if owner is not None else None
+
+
+def _is_self(seed: tuple[str, int], addr: tuple[str, int]) -> bool:
+    if seed[1] != addr[1]:
+        return False
+    local = {addr[0], "localhost", "127.0.0.1", "::1"} if addr[0] in ("0.0.0.0", "::", "127.0.0.1") else {addr[0]}
+    return seed[0] in local

@@ -161,11 +161,26 @@ class CdnSettings(Section):
     regions: dict[str, str] = Field(default_factory=dict, description="client network (CIDR) -> region")
     dns_ttl: int = Field(10, ge=0, le=3600)
     cluster_key: str | None = Field(None, min_length=16, description="shared secret edges present to the origin")
+    # cooperative caching: the edges of one region on a Chord ring (seeds only, no directory)
+    ring: bool = Field(False, description="join the region's Chord ring: a miss asks the key's owner edge first")
+    ring_port: int = Field(0, ge=0, le=65535, description="UDP port of this edge's ring node (0: any free port)")
+    ring_seeds: list[str] = Field(default_factory=list, description="host:port of ring members to join through")
+    ring_timeout: Seconds = Field(2.0, description="deadline for the owner edge's response head, then the origin")
+    ring_lookup_timeout: Seconds = Field(1.0, description="deadline for finding a key's owner on the ring")
 
     @field_validator("cache_size", "memory_size", "memory_object_max", "max_object_size", mode="before")
     @classmethod
     def _size(cls, value: object) -> object:
         return parse_size(value)
+
+    @field_validator("ring_seeds")
+    @classmethod
+    def _seeds(cls, value: list[str]) -> list[str]:
+        for seed in value:
+            host, sep, port = seed.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"ring seed {seed!r} is not host:port")
+        return value
 
 
 class WsSettings(Section):

@@ -20,7 +20,7 @@ import pytest
 
 from hivecast.chord.ring import key_id
 from tests.conftest import free_port
-from tests.e2e.cdn_support import ScriptedOrigin, running_origin, until
+from tests.e2e.cdn_support import ScriptedOrigin, running_origin
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -35,6 +35,8 @@ MAX_ITEM = 1000  # BEP 44: a stored value's bencoded form is at most 1000 bytes
 MAX_DEPTH = 12  # BEP 44 values are any bencoded value: allow some nesting, not unbounded
 MESSAGE_TOO_BIG = 205
 INVALID_SIGNATURE = 206
+MAX_SALT_WIRE = 256  # longer than BEP 44's 64 so the node can answer "salt too big" (207) itself
+MAX_SEQ = (1 << 63) - 1
 
 
 @dataclass(slots=True)
@@ -49,7 +51,16 @@ class Query:
     read_only: bool = False  # BEP 43: the sender does not answer queries
     version: bytes | None = None
     value: Any = None  # BEP 44 put: the item
-    mutable: bool = False  # BEP 44 put/get with a public key (not supported: answered with 206)
+    # BEP 44 mutable items: put carries k, sig, seq (salt, cas optional); get may carry seq
+    k: bytes | None = None
+    sig: bytes | None = None
+    seq: int | None = None
+    salt: bytes = b""
+    cas: int | None = None
+
+    @property
+    def mutable(self) -> bool:
+        return self.k is not None
 
 
 @dataclass(slots=True)
@@ -62,6 +73,9 @@ class Response:
     ip: Address | None = None  # BEP 42: the address the responder saw us at
     version: bytes | None = None
     value: Any = None  # BEP 44 get: the stored item
+    k: bytes | None = None  # BEP 44 get of a mutable item: its key, signature and sequence number
+    sig: bytes | None = None
+    seq: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -156,12 +170,20 @@ def _decode_query(top: dict[bytes, Any], t: bytes, version: bytes | None) -> Que
         query.port = port
     elif method == "get":
         query.target = _bytes(args, b"target", size=ID_BYTES)
+        query.seq = _int(args, b"seq", 0, MAX_SEQ)
     elif method == "put":
         query.token = _bytes(args, b"token", max_size=MAX_TOKEN)
         if b"v" not in args:
             raise KrpcError("put needs a value")
         query.value = args[b"v"]
-        query.mutable = b"k" in args
+        if b"k" in args:
+            query.k = _bytes(args, b"k", size=32)
+            query.sig = _bytes(args, b"sig", size=64)
+            query.seq = _int(args, b"seq", 0, MAX_SEQ)
+            if query.seq is None:
+                raise KrpcError("a mutable put needs seq")
+            query.salt = _bytes(args, b"salt", max_size=MAX_SALT_WIRE, required=False) or b""
+            query.cas = _int(args, b"cas", 0, MAX_SEQ)
     return query
 
 
@@ -194,6 +216,9 @@ def _decode_response(top: dict[bytes, Any], t: bytes, version: bytes | None) -> 
     resp.token = _bytes(r, b"token", max_size=MAX_TOKEN, required=False)
     if b"v" in r:
         resp.value = r[b"v"]
+    resp.k = _bytes(r, b"k", size=32, required=False)
+    resp.sig = _bytes(r, b"sig", size=64, required=False)
+    resp.seq = _int(r, b"seq", 0, MAX_SEQ)
     ip = top.get(b"ip")
     if isinstance(ip, bytes) and len(ip) == 6:
         resp.ip = decode_peer(ip)
@@ -206,9 +231,17 @@ def encode_message(msg: Message, *, read_only: bool = False) -> bytes:
         args: dict[bytes, Any] = {b"id": msg.sender}
         if msg.method in ("find_node", "get"):
             args[b"target"] = msg.target
+            if msg.method == "get" and msg.seq is not None:
+                args[b"seq"] = msg.seq
         elif msg.method == "put":
             args[b"token"] = msg.token or b""
             args[b"v"] = msg.value
+            if msg.k is not None:
+                args.update({b"k": msg.k, b"sig": msg.sig or b"", b"seq": msg.seq or 0})
+                if msg.salt:
+                    args[b"salt"] = msg.salt
+                if msg.cas is not None:
+                    args[b"cas"] = msg.cas
         elif msg.method in ("get_peers", "announce_peer"):
             args[b"info_hash"] = msg.target
         if msg.method == "announce_peer":
@@ -229,6 +262,12 @@ def encode_message(msg: Message, *, read_only: bool = False) -> bytes:
             body[b"token"] = msg.token
         if msg.value is not None:
             body[b"v"] = msg.value
+        if msg.k is not None:
+            body[b"k"] = msg.k
+        if msg.sig is not None:
+            body[b"sig"] = msg.sig
+        if msg.seq is not None:
+            body[b"seq"] = msg.seq
         top.update({b"y": b"r", b"r": body})
         if msg.ip is not None:
             top[b"ip"] = encode_peer(msg.ip)

@@ -7,7 +7,6 @@ reads a clock or touches a socket, so the same code runs on UDP and in the simul
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from hivecast.dht import krpc
 from hivecast.dht.errors import KrpcError
 from hivecast.dht.ids import ID_BITS, Address, NodeInfo, bep42_valid, random_id_in_bucket
+from hivecast.dht.items import ItemError, ItemStore, MutableItem, immutable_target, mutable_target
 from hivecast.dht.krpc import Error, Message, Query, Response
 from hivecast.dht.lookup import Lookup
 from hivecast.dht.peers import PeerStore
@@ -22,9 +22,6 @@ from hivecast.dht.ratelimit import RateLimiter
 from hivecast.dht.routing import Bucket, PingNeeded, RoutingTable
 from hivecast.dht.tokens import TokenManager
 from hivecast.p2p.bencode import encode
-
-ITEM_TTL = 2 * 3600.0  # BEP 44: items live about two hours unless put again
-MAX_ITEMS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +81,8 @@ class _Running:
     implied_port: bool = False
     purpose: str = "user"  # user | bootstrap | refresh
     put_value: Any = None  # BEP 44: store this item at the closest nodes when the get lookup ends
+    salt: bytes | None = None  # BEP 44 get of a mutable item: its salt (None: an immutable item)
+    put_cas: int | None = None  # BEP 44 mutable put: only over this sequence number
 
 
 @dataclass(slots=True)
@@ -95,6 +94,7 @@ class NodeStats:
     unexpected: int = 0
     rate_limited: int = 0
     bad_tokens: int = 0
+    bad_items: int = 0  # BEP 44 puts refused (signature, sequence number, CAS, sizes)
     sent: int = 0
     timeouts: int = 0
 
@@ -108,7 +108,7 @@ class DhtNode:
         self.table = RoutingTable(node_id, k=self.config.k)
         self.tokens = TokenManager(self.rng, now)
         self.peer_store = PeerStore()
-        self.items: dict[bytes, tuple[Any, float]] = {}  # BEP 44 immutable items: target -> (value, expiry)
+        self.items = ItemStore()  # BEP 44 items held for others
         self.limiter = RateLimiter(rate=self.config.rate, burst=self.config.burst,
                                    max_tracked=self.config.max_tracked_addresses)
         self.stats = NodeStats()
@@ -209,23 +209,32 @@ class DhtNode:
             assert q.target is not None
             reply.token = self.tokens.issue(addr[0], now)
             reply.nodes = self.table.closest(q.target, now=now)
-            item = self.items.get(q.target)
-            if item is not None and item[1] > now:
-                reply.value = item[0]
+            item = self.items.get(q.target, now)
+            if isinstance(item, MutableItem):
+                reply.seq = item.seq
+                if q.seq is None or item.seq > q.seq:  # the asker already has this version otherwise
+                    reply.value, reply.k, reply.sig = item.v, item.k, item.sig
+            elif item is not None:
+                reply.value = item
         elif q.method == "put":
             assert q.token is not None
-            if q.mutable:
-                self._send(Error(q.t, krpc.INVALID_SIGNATURE, "mutable items are not supported"), addr)
-                return
-            raw = encode(q.value)
-            if len(raw) > krpc.MAX_ITEM:
+            if len(encode(q.value)) > krpc.MAX_ITEM:
                 self._send(Error(q.t, krpc.MESSAGE_TOO_BIG, "message (v field) too big"), addr)
                 return
             if not self.tokens.valid(q.token, addr[0], now):
                 self.stats.bad_tokens += 1
                 self._send(Error(q.t, krpc.PROTOCOL_ERROR, "bad token"), addr)
                 return
-            self._store_item(hashlib.sha1(raw).digest(), q.value, now)
+            try:
+                if q.k is not None:
+                    assert q.sig is not None and q.seq is not None
+                    self.items.put_mutable(MutableItem(q.k, q.seq, q.value, q.sig, q.salt), now, cas=q.cas)
+                else:
+                    self.items.put_immutable(q.value, now)
+            except ItemError as exc:
+                self.stats.bad_items += 1
+                self._send(Error(q.t, exc.code, exc.message), addr)
+                return
         elif q.method == "announce_peer":
             assert q.target is not None and q.token is not None
             if not self.tokens.valid(q.token, addr[0], now):
@@ -238,13 +247,6 @@ class DhtNode:
             self._send(Error(q.t, krpc.METHOD_UNKNOWN, "method unknown"), addr)
             return
         self._send(reply, addr)
-
-    def _store_item(self, target: bytes, value: Any, now: float) -> None:
-        """BEP 44 immutable item, kept for ITEM_TTL; bounded, oldest dropped first."""
-        self.items.pop(target, None)
-        self.items[target] = (value, now + ITEM_TTL)
-        while len(self.items) > MAX_ITEMS:
-            self.items.pop(next(iter(self.items)))
 
     def _on_reply(self, msg: Response | Error, addr: Address, now: float) -> None:
         pending = self._pending.get(msg.t)
@@ -274,11 +276,27 @@ class DhtNode:
             running = self._lookups.get(pending.lookup_id)
             if running is not None:
                 lookup = running.lookup
-                if (msg.value is not None and lookup.method == "get" and lookup.value is None
-                        and hashlib.sha1(encode(msg.value)).digest() == lookup.target):
-                    lookup.value = msg.value  # only an item that hashes to the target is believed
+                if msg.value is not None and lookup.method == "get":
+                    self._got_item(running, msg)
                 lookup.on_reply(node, now, nodes=msg.nodes, values=msg.values, token=msg.token)
                 self._step_lookup(pending.lookup_id, now)
+
+    @staticmethod
+    def _got_item(running: _Running, msg: Response) -> None:
+        """Believe only an item that matches the target: an immutable value that hashes to it, or a
+        mutable item under the asked key and salt with a valid signature (the highest seq wins)."""
+        lookup = running.lookup
+        if running.salt is None:
+            if lookup.value is None and immutable_target(msg.value) == lookup.target:
+                lookup.value = msg.value
+            return
+        if msg.k is None or msg.sig is None or msg.seq is None or mutable_target(msg.k, running.salt) != lookup.target:
+            return
+        if isinstance(lookup.value, MutableItem) and lookup.value.seq >= msg.seq:
+            return
+        item = MutableItem(msg.k, msg.seq, msg.value, msg.sig, running.salt)
+        if item.valid():
+            lookup.value = item
 
     def _failed(self, pending: Pending, now: float, *, error: bool = False) -> None:
         if pending.node is not None and not error:
@@ -302,9 +320,11 @@ class DhtNode:
     # -- lookups ---------------------------------------------------------------------------------
     def start_lookup(self, target: bytes, now: float, *, method: str = "find_node",
                      announce_port: int | None = None, implied_port: bool = False,
-                     seeds: list[NodeInfo] | None = None, purpose: str = "user", put_value: Any = None) -> int:
+                     seeds: list[NodeInfo] | None = None, purpose: str = "user", put_value: Any = None,
+                     salt: bytes | None = None, put_cas: int | None = None) -> int:
         """Start an iterative lookup; a LookupDone event reports it. get_peers with announce_port
-        also announces us to the closest nodes when it ends."""
+        also announces us to the closest nodes when it ends; get with put_value (a value, or a
+        signed MutableItem) stores it at them. A get with `salt` looks for a mutable item."""
         if len(self._lookups) >= self.config.max_lookups:
             # Bounded: the oldest lookup is finished early rather than refusing the new one.
             oldest = min(self._lookups)
@@ -315,9 +335,20 @@ class DhtNode:
         seed_nodes = seeds if seeds is not None else self.table.closest(target, self.config.k * 2, now=now)
         lookup = Lookup.start(target, method, seed_nodes, now, k=self.config.k, alpha=self.config.alpha,
                               slow_after=self.config.slow_after, own_id=self.id)
-        self._lookups[lookup_id] = _Running(lookup, announce_port, implied_port, purpose, put_value)
+        if isinstance(put_value, MutableItem):
+            salt = put_value.salt
+        self._lookups[lookup_id] = _Running(lookup, announce_port, implied_port, purpose, put_value, salt, put_cas)
         self._step_lookup(lookup_id, now)
         return lookup_id
+
+    def _put_query(self, t: bytes, token: bytes, running: _Running) -> Query:
+        item = running.put_value
+        q = Query(t, "put", self.id, token=token, read_only=self.config.read_only, version=self.config.version)
+        if isinstance(item, MutableItem):
+            q.value, q.k, q.sig, q.seq, q.salt, q.cas = item.v, item.k, item.sig, item.seq, item.salt, running.put_cas
+        else:
+            q.value = item
+        return q
 
     def lookup(self, lookup_id: int) -> Lookup | None:
         running = self._lookups.get(lookup_id)
@@ -343,8 +374,7 @@ class DhtNode:
                         break
                     self._pending[t] = Pending(cand.node.addr, "put", cand.node, now + self.config.query_timeout,
                                                purpose="announce")
-                    self._send(Query(t, "put", self.id, token=cand.token, value=running.put_value,
-                                     read_only=self.config.read_only, version=self.config.version), cand.node.addr)
+                    self._send(self._put_query(t, cand.token, running), cand.node.addr)
         if running.announce_port is not None or running.implied_port:
             for cand in lookup.closest():
                 if cand.token is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hivecast.dht.ids import Address, NodeInfo, random_id
+from hivecast.dht.items import MutableItem, mutable_target, public_key_of, sign
 from hivecast.dht.krpc import MAX_ITEM
 from hivecast.dht.lookup import Lookup
 from hivecast.dht.node import BootstrapDone, DhtConfig, DhtNode, LookupDone, PingDone
@@ -199,6 +200,25 @@ class DhtServer:
         """BEP 44: the item stored under `target` (verified against its hash), or None."""
         lookup = await self._lookup(target, "get", timeout)
         return lookup.value
+
+    async def put_mutable(self, seed: bytes, value: Any, *, salt: bytes = b"", seq: int | None = None,
+                          cas: int | None = None, timeout: float = 20.0) -> MutableItem:
+        """BEP 44: sign `value` with the ed25519 key of `seed` and store it under (key, salt).
+        Without `seq`, the newest version in the DHT is read first and ours gets the next number;
+        with `cas`, nodes keep it only over that sequence number."""
+        if seq is None:
+            current = await self.get_mutable(public_key_of(seed), salt=salt, timeout=timeout)
+            seq = current.seq + 1 if current is not None else 1
+        item = sign(seed, value, seq, salt)
+        if not item.valid():
+            raise ValueError(f"a DHT item is at most {MAX_ITEM} bencoded bytes with a salt of at most 64")
+        await self._lookup(item.target, "get", timeout, put_value=item, put_cas=cas)
+        return item
+
+    async def get_mutable(self, public_key: bytes, *, salt: bytes = b"", timeout: float = 20.0) -> MutableItem | None:
+        """BEP 44: the newest correctly signed item under (public_key, salt) the lookup met, or None."""
+        lookup = await self._lookup(mutable_target(public_key, salt), "get", timeout, salt=salt)
+        return lookup.value if isinstance(lookup.value, MutableItem) else None
 
     async def peers_for(self, info_hash: bytes, *, timeout: float = 20.0, attempts: int = 3) -> list[Address]:
         """Peers for a torrent (a magnet's info-hash): get_peers lookups until one returns peers."""

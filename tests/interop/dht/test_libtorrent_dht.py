@@ -224,3 +224,56 @@ async def test_bep44_immutable_items_with_libtorrent() -> None:
         sessions.clear()
         await ours.stop()
         await hub.stop()
+
+
+def _libtorrent_secret(seed: bytes) -> bytes:
+    """The 64-byte ed25519 secret libtorrent signs with (ref10 form): SHA-512 of the seed, clamped."""
+    h = bytearray(hashlib.sha512(seed).digest())
+    h[0] &= 248
+    h[31] &= 63
+    h[31] |= 64
+    return bytes(h)
+
+
+async def test_bep44_mutable_items_with_libtorrent() -> None:
+    """Signed items cross both ways: libtorrent verifies ours, we verify libtorrent's (BEP 44, mutable)."""
+    from hivecast.dht.items import public_key_of
+
+    hub = DhtServer()
+    await hub.start()
+    ours = DhtServer(bootstrap=[("127.0.0.1", hub.port)])
+    await ours.start()
+    sessions = [lt_session(_free_udp_tcp(), f"127.0.0.1:{hub.port}") for _ in range(2)]
+    try:
+        await wait_for(lambda: len(hub.node.table) >= 3, timeout=30)
+        await ours.find_node(ours.node.id, timeout=10)
+        our_seed = hashlib.sha256(b"hivecast seed").digest()
+        first = await ours.put_mutable(our_seed, b"channel v1", salt=b"live")
+        item = await ours.put_mutable(our_seed, b"channel v2", salt=b"live")
+        assert (first.seq, item.seq) == (1, 2)  # the second put read the first and went one higher
+        got: list[Any] = []
+
+        def lt_got() -> bool:
+            sessions[1].dht_get_mutable_item(item.k, b"live")
+            for alert in sessions[1].pop_alerts():
+                if isinstance(alert, lt.dht_mutable_item_alert) and alert.item:
+                    got.append((alert.seq, alert.item))
+            return any(seq == 2 and value in (b"channel v2", "channel v2") for seq, value in got)
+
+        await wait_for(lt_got, timeout=30, interval=1.0)
+
+        lt_seed = hashlib.sha256(b"libtorrent seed").digest()
+        lt_public = public_key_of(lt_seed)
+        sessions[0].dht_put_mutable_item(_libtorrent_secret(lt_seed), lt_public, b"from libtorrent", b"salty")
+        for _ in range(20):
+            theirs = await ours.get_mutable(lt_public, salt=b"salty", timeout=10)
+            if theirs is not None and theirs.v == b"from libtorrent":
+                assert theirs.valid() and theirs.seq >= 1
+                break
+            await asyncio.sleep(1.0)
+        else:
+            pytest.fail("our get did not find libtorrent's signed item")
+    finally:
+        sessions.clear()
+        await ours.stop()
+        await hub.stop()

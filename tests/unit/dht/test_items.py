@@ -8,6 +8,7 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.unit.dht.test_core import node
 
 from hivecast.dht.items import (
     CAS_MISMATCH,
@@ -27,7 +28,6 @@ from hivecast.dht.items import (
 from hivecast.dht.krpc import Error, Query, Response, decode_message, encode_message
 from hivecast.dht.node import DhtConfig, DhtNode, LookupDone
 from hivecast.p2p.bencode import decode
-from tests.unit.dht.test_core import node
 
 # BEP 44, "Test vectors". The private key there is the 64-byte expanded form, which ed25519
 # libraries that take a 32-byte seed cannot load: the vectors are checked by verification.

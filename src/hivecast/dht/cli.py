@@ -1,4 +1,4 @@
-"""`hivecast dht ping|lookup|stats`: talk to the mainline DHT from a short-lived node of our own."""
+"""`hivecast dht ping|lookup|stats|put|get`: talk to the mainline DHT from a short-lived node of our own."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from hivecast.dht.component import parse_host_port
 from hivecast.dht.ids import Address
+from hivecast.dht.items import MutableItem, immutable_target, mutable_target
 from hivecast.dht.server import DhtServer
 from hivecast.net import NetError
 
@@ -60,6 +62,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stats.add_argument("--data-dir", type=Path, help="use (and update) the routing table saved in DIR/p2p/dht.json")
     stats.add_argument("--node", metavar="URL", help="ask a running hivecast node (its /dht/stats) instead")
     stats.set_defaults(func=lambda a: _run(_stats(a)))
+    put = dsub.add_parser("put", parents=[common], help="store a BEP 44 item (signed and updatable with --key-file)")
+    put.add_argument("value", help="the item's value (a UTF-8 string)")
+    put.add_argument("--bootstrap", type=_address, action="append", required=True, metavar="HOST:PORT")
+    put.add_argument("--key-file", type=Path, metavar="FILE",
+                     help="ed25519 seed (64 hex characters; created if missing): a mutable item under its key")
+    put.add_argument("--salt", default="", help="mutable: a name for one of several items under the key")
+    put.add_argument("--cas", type=int, metavar="SEQ", help="mutable: only replace the version with this seq")
+    put.set_defaults(func=lambda a: _run(_put(a)))
+    get = dsub.add_parser("get", parents=[common], help="fetch a BEP 44 item by target, or by key and salt")
+    get.add_argument("target", nargs="?", metavar="TARGET", help="an immutable item's 40-hex target")
+    get.add_argument("--key", metavar="PUBKEY", help="a mutable item's 64-hex public key")
+    get.add_argument("--salt", default="", help="the mutable item's salt")
+    get.add_argument("--bootstrap", type=_address, action="append", required=True, metavar="HOST:PORT")
+    get.set_defaults(func=lambda a: _run(_get(a)))
 
 
 def _run(coro: object) -> int:
@@ -151,3 +167,87 @@ def _print(figures: dict[str, object], as_json: bool) -> None:
     else:
         for key, value in figures.items():
             print(f"{key}: {value}")
+
+
+def load_seed(path: Path) -> bytes:
+    """The 32-byte ed25519 seed in `path` (hex), made and saved owner-only if the file is missing."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+    text = path.read_text().strip()
+    seed = bytes.fromhex(text) if len(text) == 64 else b""
+    if len(seed) != 32:
+        raise ValueError(f"{path}: an ed25519 seed is 64 hex characters")
+    return seed
+
+
+async def _put(args: argparse.Namespace) -> int:
+    value = args.value.encode()
+    try:
+        seed = load_seed(args.key_file) if args.key_file else None
+    except (OSError, ValueError) as exc:
+        print(f"hivecast dht: {exc}", file=sys.stderr)
+        return 2
+    server = DhtServer(host=args.bind, port=args.port, bootstrap=args.bootstrap)
+    await server.start()
+    try:
+        await server.wait_bootstrapped(timeout=args.timeout)
+        if seed is None:
+            target = await server.put_immutable(value, timeout=args.timeout)
+            out: dict[str, object] = {"target": target.hex()}
+        else:
+            item = await server.put_mutable(seed, value, salt=args.salt.encode(), cas=args.cas, timeout=args.timeout)
+            out = {"target": item.target.hex(), "key": item.k.hex(), "salt": args.salt, "seq": item.seq}
+    except ValueError as exc:
+        print(f"hivecast dht: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await server.stop()
+    _print(out, args.json)
+    return 0
+
+
+async def _get(args: argparse.Namespace) -> int:
+    try:
+        key = bytes.fromhex(args.key) if args.key else None
+        target = bytes.fromhex(args.target) if args.target else None
+    except ValueError:
+        print("hivecast dht: TARGET and --key are hex", file=sys.stderr)
+        return 2
+    if (key is None) == (target is None) or (key is not None and len(key) != 32) or (
+            target is not None and len(target) != 20):
+        print("hivecast dht: give a 40-hex TARGET, or --key with 64 hex characters", file=sys.stderr)
+        return 2
+    server = DhtServer(host=args.bind, port=args.port, bootstrap=args.bootstrap)
+    await server.start()
+    try:
+        await server.wait_bootstrapped(timeout=args.timeout)
+        if key is not None:
+            item = await server.get_mutable(key, salt=args.salt.encode(), timeout=args.timeout)
+            found: object = item
+        else:
+            assert target is not None
+            found = await server.get_immutable(target, timeout=args.timeout)
+    finally:
+        await server.stop()
+    if found is None:
+        print("hivecast dht: no item found", file=sys.stderr)
+        return 1
+    if isinstance(found, MutableItem):
+        out: dict[str, object] = {"target": mutable_target(found.k, found.salt).hex(), "seq": found.seq,
+                                  "value": _show(found.v)}
+    else:
+        out = {"target": immutable_target(found).hex(), "value": _show(found)}
+    _print(out, args.json)
+    return 0
+
+
+def _show(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return repr(value)
+
+
+__all__ = ["info_hash_from", "load_seed", "register"]

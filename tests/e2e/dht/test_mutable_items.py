@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +65,30 @@ async def test_signed_item_updates_reach_readers_and_stale_cas_is_refused(networ
 
     # Another salt under the same key is a separate item; an unknown one is simply not found.
     assert await reader.get_mutable(key, salt=b"channel-b", timeout=3) is None
+
+
+async def test_cli_put_and_get(network: list[DhtServer], tmp_path: Path) -> None:
+    from tests.e2e.dht.test_dht_node import run_cli
+
+    boot = f"127.0.0.1:{network[0].port}"
+    key_file = tmp_path / "keys" / "channel.key"
+    code, out, err = await run_cli("put", "--bootstrap", boot, "--key-file", str(key_file), "--salt", "ch",
+                                   "--json", "--timeout", "10", "first")
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["seq"] == 1 and key_file.stat().st_mode & 0o077 == 0
+    code, out, err = await run_cli("put", "--bootstrap", boot, "--key-file", str(key_file), "--salt", "ch",
+                                   "--json", "--timeout", "10", "second")
+    assert code == 0, err
+    assert json.loads(out)["seq"] == 2 and json.loads(out)["key"] == first["key"]
+    code, out, err = await run_cli("get", "--bootstrap", boot, "--key", first["key"], "--salt", "ch", "--json",
+                                   "--timeout", "10")
+    assert code == 0, err
+    assert json.loads(out) == {"target": first["target"], "seq": 2, "value": "second"}
+    code, out, err = await run_cli("put", "--bootstrap", boot, "--json", "--timeout", "10", "plain")
+    assert code == 0, err
+    target = json.loads(out)["target"]
+    code, out, err = await run_cli("get", "--bootstrap", boot, target, "--json", "--timeout", "10")
+    assert code == 0 and json.loads(out)["value"] == "plain", err
+    code, _, err = await run_cli("get", "--bootstrap", boot, "--key", "00" * 32, "--timeout", "3")
+    assert code == 1 and "no item" in err

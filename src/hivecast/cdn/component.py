@@ -12,6 +12,7 @@ import os
 import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hivecast.cdn.agent import EdgeAgent
 from hivecast.cdn.edge import EdgeCache, EdgeConfig
@@ -28,6 +29,7 @@ from hivecast.config.settings import CdnSettings
 from hivecast.events import Subscription
 from hivecast.http import FileBody, HttpServer, Request, Response
 from hivecast.http.server import Handler
+from hivecast.net import NetError
 from hivecast.node.frontdoor import FrontDoor, http_limits
 from hivecast.node.node import Node, StartupError
 
@@ -146,6 +148,11 @@ class EdgeComponent:
             with contextlib.suppress(ValueError):
                 node.metrics.registry.register(RingStatsCollector(self.ring.stats))
             node.router.exact("/cdn/v1/ring", self._ring_api)
+            self.chord = ChordServer(host=s.host, port=cfg.ring_port)
+            try:
+                node.services["ring_port"] = (await self.chord.bind())[1]
+            except NetError as exc:
+                raise StartupError(f"[cdn] ring_port {cfg.ring_port}: {exc}") from None
         self.edge = EdgeCache(store, fills, passthrough=passthrough, config=edge_config(cfg, None))
         node.router.fallback = self.edge
         node.services["edge_cache"] = self.edge
@@ -176,26 +183,20 @@ class EdgeComponent:
         node.spawn(self.agent.run_events(), name="cdn events")
 
     async def _join_ring(self, node: Node, public: str) -> None:
-        """Run this edge's Chord node (named by its public URL, so a restart keeps its arc) and
+        """Start this edge's Chord node (named by its public URL, so a restart keeps its arc) and
         join the region's ring through the seeds."""
-        assert self.ring is not None
+        assert self.ring is not None and self.chord is not None
         cfg = node.settings.cdn
-        seeds: list[tuple[str, int]] = []
-        loop = asyncio.get_running_loop()
-        for seed in cfg.ring_seeds:
-            host, _, port = seed.rpartition(":")
-            try:
-                infos = await loop.getaddrinfo(host.strip("[]"), int(port), family=socket.AF_INET,
-                                               type=socket.SOCK_DGRAM)
-            except OSError as exc:
-                log.warning("ring seed %s does not resolve: %s", seed, exc)
-                continue
-            seeds.extend((str(info[4][0]), int(info[4][1])) for info in infos[:1])
-        self.chord = ChordServer(host=node.settings.host, port=cfg.ring_port, url=public.rstrip("/"),
-                                 name=public.rstrip("/"))
-        await self.chord.start(seeds=seeds)
-        node.services["ring_port"] = self.chord.me.addr[1]
-        self.ring.attach(self.chord, public.rstrip("/"))
+        public = public.rstrip("/")
+        seeds = [addr for seed in cfg.ring_seeds if (addr := await _resolve(seed)) is not None]
+        # Members pass each other's addresses on: a wildcard bind advertises the public URL's host.
+        advertise: str | None = node.settings.host
+        if advertise in ("0.0.0.0", "::", ""):
+            resolved = await _resolve(f"{urlsplit(public).hostname or '127.0.0.1'}:0")
+            advertise = resolved[0] if resolved is not None else None
+        self.chord.url = self.chord.name = public
+        await self.chord.start(seeds=seeds, advertise=advertise)
+        self.ring.attach(self.chord, public)
         log.info("edge ring node on udp %s:%d, %d seeds", node.settings.host, self.chord.me.addr[1], len(seeds))
 
     async def _ring_api(self, request: Request) -> Response:
@@ -225,6 +226,18 @@ class EdgeComponent:
             await self.agent.close()
         for pool in self._pools:
             await pool.close()
+
+
+async def _resolve(host_port: str) -> tuple[str, int] | None:
+    """host:port to an IPv4 address (a seed, or the host we advertise), None if it does not resolve."""
+    host, _, port = host_port.rpartition(":")
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host.strip("[]"), int(port), family=socket.AF_INET,
+                                                              type=socket.SOCK_DGRAM)
+    except (OSError, ValueError) as exc:
+        log.warning("ring address %s does not resolve: %s", host_port, exc)
+        return None
+    return (str(infos[0][4][0]), int(infos[0][4][1])) if infos else None
 
 
 class EmbeddedEdge:

@@ -45,11 +45,20 @@ class ChordServer:
         assert self.node is not None
         return self.node.me
 
-    async def start(self, join: tuple[str, int] | None = None, *, seeds: Sequence[tuple[str, int]] = ()) -> None:
+    async def bind(self) -> tuple[str, int]:
+        """Open the UDP socket (early, so a taken port is a startup error); `start` joins later."""
+        if self.endpoint is None:
+            self.endpoint = await open_udp(self.host, self.requested_port, on_datagram=self._on_datagram)
+        host, port = self.endpoint.local_address[:2]
+        return str(host), int(port)
+
+    async def start(self, join: tuple[str, int] | None = None, *, seeds: Sequence[tuple[str, int]] = (),
+                    advertise: str | None = None) -> None:
         """Bind, then join the ring through `join` or any of `seeds` (tried in turn until one answers);
-        with none of them answering (or none given), this node is a ring of its own meanwhile."""
-        self.endpoint = await open_udp(self.host, self.requested_port, on_datagram=self._on_datagram)
-        addr = self.endpoint.local_address
+        with none of them answering (or none given), this node is a ring of its own meanwhile.
+        `advertise` is the address other members reach us at (needed when bound to a wildcard)."""
+        host, port = await self.bind()
+        addr = (advertise or host, port)
         # The id is the hash of the member's name (default: its address), so a restart keeps its arc.
         ident = key_id(self.name or f"{addr[0]}:{addr[1]}", self.config.bits)
         self.node = ChordNode(NodeRef(ident, addr, self.url), self._now(), config=self.config)
@@ -90,7 +99,8 @@ class ChordServer:
             self.endpoint.close()
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.node is not None
+        if self.node is None:
+            return  # bound, not started yet
         try:
             msg = decode(data, self.config.bits)
         except ChordProtocolError:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -78,6 +80,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     get.set_defaults(func=lambda a: _run(_get(a)))
 
 
+@contextlib.asynccontextmanager
+async def _joined(args: argparse.Namespace, state_path: Path | None = None) -> AsyncIterator[DhtServer]:
+    """A short-lived node of our own, joined through --bootstrap, stopped on the way out."""
+    server = DhtServer(host=args.bind, port=args.port, bootstrap=args.bootstrap, state_path=state_path)
+    await server.start()
+    try:
+        await server.wait_bootstrapped(timeout=args.timeout)
+        yield server
+    finally:
+        await server.stop()
+
+
 def _run(coro: object) -> int:
     try:
         return int(asyncio.run(coro))  # type: ignore[arg-type]
@@ -111,13 +125,8 @@ async def _lookup(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"hivecast dht: {exc}", file=sys.stderr)
         return 2
-    server = DhtServer(host=args.bind, port=args.port, bootstrap=args.bootstrap)
-    await server.start()
-    try:
-        await server.wait_bootstrapped(timeout=args.timeout)
+    async with _joined(args) as server:
         lookup = await server.get_peers(info_hash, timeout=args.timeout)
-    finally:
-        await server.stop()
     peers = sorted(f"{ip}:{port}" for ip, port in lookup.peers)
     if args.json:
         print(json.dumps({"info_hash": info_hash.hex(), "peers": peers, "hops": lookup.hops,
@@ -150,13 +159,8 @@ async def _stats(args: argparse.Namespace) -> int:
         _print(figures, args.json)
         return 0
     state = args.data_dir / "p2p" / "dht.json" if args.data_dir else None
-    server = DhtServer(host=args.bind, port=args.port, bootstrap=args.bootstrap, state_path=state)
-    await server.start()
-    try:
-        await server.wait_bootstrapped(timeout=args.timeout)
+    async with _joined(args, state) as server:
         figures = server.stats()
-    finally:
-        await server.stop()
     _print(figures, args.json)
     return 0
 
@@ -190,21 +194,18 @@ async def _put(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"hivecast dht: {exc}", file=sys.stderr)
         return 2
-    server = DhtServer(host=args.bind, port=args.port, bootstrap=args.bootstrap)
-    await server.start()
     try:
-        await server.wait_bootstrapped(timeout=args.timeout)
-        if seed is None:
-            target = await server.put_immutable(value, timeout=args.timeout)
-            out: dict[str, object] = {"target": target.hex()}
-        else:
-            item = await server.put_mutable(seed, value, salt=args.salt.encode(), cas=args.cas, timeout=args.timeout)
-            out = {"target": item.target.hex(), "key": item.k.hex(), "salt": args.salt, "seq": item.seq}
+        async with _joined(args) as server:
+            if seed is None:
+                target = await server.put_immutable(value, timeout=args.timeout)
+                out: dict[str, object] = {"target": target.hex()}
+            else:
+                item = await server.put_mutable(seed, value, salt=args.salt.encode(), cas=args.cas,
+                                                timeout=args.timeout)
+                out = {"target": item.target.hex(), "key": item.k.hex(), "salt": args.salt, "seq": item.seq}
     except ValueError as exc:
         print(f"hivecast dht: {exc}", file=sys.stderr)
         return 2
-    finally:
-        await server.stop()
     _print(out, args.json)
     return 0
 
@@ -220,18 +221,12 @@ async def _get(args: argparse.Namespace) -> int:
             target is not None and len(target) != 20):
         print("hivecast dht: give a 40-hex TARGET, or --key with 64 hex characters", file=sys.stderr)
         return 2
-    server = DhtServer(host=args.bind, port=args.port, bootstrap=args.bootstrap)
-    await server.start()
-    try:
-        await server.wait_bootstrapped(timeout=args.timeout)
+    async with _joined(args) as server:
         if key is not None:
-            item = await server.get_mutable(key, salt=args.salt.encode(), timeout=args.timeout)
-            found: object = item
+            found: object = await server.get_mutable(key, salt=args.salt.encode(), timeout=args.timeout)
         else:
             assert target is not None
             found = await server.get_immutable(target, timeout=args.timeout)
-    finally:
-        await server.stop()
     if found is None:
         print("hivecast dht: no item found", file=sys.stderr)
         return 1

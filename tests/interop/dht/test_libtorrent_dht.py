@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -187,8 +189,9 @@ async def test_our_client_finds_magnet_peers_through_dht_and_downloads(tmp_path:
         await hub.stop()
 
 
-async def test_bep44_immutable_items_with_libtorrent() -> None:
-    """We put an item that libtorrent gets, and get the item libtorrent puts (BEP 44, immutable)."""
+@contextlib.asynccontextmanager
+async def _item_network() -> AsyncIterator[tuple[DhtServer, list[Any]]]:
+    """A hub of ours, one more node of ours and two libtorrent sessions, all joined through the hub."""
     hub = DhtServer()
     await hub.start()
     ours = DhtServer(bootstrap=[("127.0.0.1", hub.port)])
@@ -197,6 +200,16 @@ async def test_bep44_immutable_items_with_libtorrent() -> None:
     try:
         await wait_for(lambda: len(hub.node.table) >= 3, timeout=30)
         await ours.find_node(ours.node.id, timeout=10)
+        yield ours, sessions
+    finally:
+        sessions.clear()
+        await ours.stop()
+        await hub.stop()
+
+
+async def test_bep44_immutable_items_with_libtorrent() -> None:
+    """We put an item that libtorrent gets, and get the item libtorrent puts (BEP 44, immutable)."""
+    async with _item_network() as (ours, sessions):
         target = await ours.put_immutable(b"hello from hivecast")
         got: list[Any] = []
 
@@ -220,10 +233,6 @@ async def test_bep44_immutable_items_with_libtorrent() -> None:
             await asyncio.sleep(1.0)
         else:
             pytest.fail("our get did not find libtorrent's item")
-    finally:
-        sessions.clear()
-        await ours.stop()
-        await hub.stop()
 
 
 def _libtorrent_secret(seed: bytes) -> bytes:
@@ -239,14 +248,7 @@ async def test_bep44_mutable_items_with_libtorrent() -> None:
     """Signed items cross both ways: libtorrent verifies ours, we verify libtorrent's (BEP 44, mutable)."""
     from hivecast.dht.items import public_key_of
 
-    hub = DhtServer()
-    await hub.start()
-    ours = DhtServer(bootstrap=[("127.0.0.1", hub.port)])
-    await ours.start()
-    sessions = [lt_session(_free_udp_tcp(), f"127.0.0.1:{hub.port}") for _ in range(2)]
-    try:
-        await wait_for(lambda: len(hub.node.table) >= 3, timeout=30)
-        await ours.find_node(ours.node.id, timeout=10)
+    async with _item_network() as (ours, sessions):
         our_seed = hashlib.sha256(b"hivecast seed").digest()
         first = await ours.put_mutable(our_seed, b"channel v1", salt=b"live")
         item = await ours.put_mutable(our_seed, b"channel v2", salt=b"live")
@@ -273,7 +275,3 @@ async def test_bep44_mutable_items_with_libtorrent() -> None:
             await asyncio.sleep(1.0)
         else:
             pytest.fail("our get did not find libtorrent's signed item")
-    finally:
-        sessions.clear()
-        await ours.stop()
-        await hub.stop()

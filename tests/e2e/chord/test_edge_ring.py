@@ -48,16 +48,19 @@ def publish(origin: ScriptedOrigin, keys: list[str]) -> None:
                    body=body_for(key), delay=0.05)
 
 
-async def start_edges(origin: ScriptedOrigin, tmp_path: Path, n: int) -> list[EdgeProc]:
-    ports = [(free_port(), free_port()) for _ in range(n)]
-    seeds = [arg for _, ring in ports for arg in ("--ring-seed", f"127.0.0.1:{ring}")]
+async def start_edges(origin: ScriptedOrigin, tmp_path: Path, n: int, seeds: list[int] | None = None,
+                      first: int = 0, http_port: int | None = None) -> list[EdgeProc]:
+    """`n` edges whose seeds are each other's ring ports (or the given ones): no directory."""
+    ports = [(http_port or free_port(), free_port()) for _ in range(n)]
+    seed_ports = seeds if seeds is not None else [ring for _, ring in ports]
+    seed_args = [arg for port in seed_ports for arg in ("--ring-seed", f"127.0.0.1:{port}")]
     env = {**os.environ, "HIVECAST_LOG_LEVEL": "warning", "HIVECAST_CDN__HEARTBEAT_INTERVAL": "600"}
     edges = []
-    for i, (http, ring) in enumerate(ports):
+    for i, (http, ring) in enumerate(ports, start=first):
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "hivecast", "edge", "--origin", origin.url, "--host", "127.0.0.1",
             "--http-port", str(http), "--data-dir", str(tmp_path / f"edge{i}"), "--cache-size", "20M",
-            "--ring-port", str(ring), *seeds, env=env)
+            "--ring-port", str(ring), *seed_args, env=env)
         edges.append(EdgeProc(f"http://127.0.0.1:{http}", ring, proc))
     return edges
 
@@ -204,5 +207,48 @@ async def test_three_edges_fetch_once_serve_from_owner_and_heal_after_a_leave(
                 limit = 2 if key == orphan else 1  # the orphan may have been fetched before the ring healed
                 assert 1 <= origin.count(key) <= limit, key
             assert all(e.proc.returncode is None for e in survivors)
+    finally:
+        await stop_all(edges)
+
+
+async def test_an_edge_joins_later_through_one_seed_and_takes_over_its_arc(
+        origin: ScriptedOrigin, tmp_path: Path) -> None:
+    edges = await start_edges(origin, tmp_path, 2)
+    try:
+        async with httpx.AsyncClient(timeout=15) as c:
+            urls = [e.url for e in edges]
+            # The newcomer's port (so its id) is chosen now: some early keys will move to it.
+            newcomer_port = free_port()
+            after = [*urls, f"http://127.0.0.1:{newcomer_port}"]
+            keys = pick_keys("early", {u: 3 for u in after}, after)
+            publish(origin, keys)
+            await wait_converged(c, edges, keys)
+            for key in keys:
+                for edge in edges:
+                    await get(c, edge, key)
+                assert origin.count(key) == 1
+
+            # A third edge knows only the first edge's ring port.
+            edges += await start_edges(origin, tmp_path, 1, seeds=[edges[0].ring_port], first=2,
+                                       http_port=newcomer_port)
+            newcomer = edges[2]
+            urls = [e.url for e in edges]
+            assert urls == after
+            later = pick_keys("late", {u: 3 for u in urls}, urls)
+            publish(origin, later)
+            await wait_converged(c, edges, keys + later)
+            taken = [k for k in keys if ideal_owner(k, urls) == newcomer.url]
+            assert len(taken) == 3
+            for key in keys:  # the old edges still hold their copies; the newcomer asks the new owner
+                for edge in edges:
+                    await get(c, edge, key)
+                # Cached objects are not handed over: a key that moved is fetched once more, by its new owner.
+                assert origin.count(key) == (2 if key in taken else 1), key
+            for key in later:
+                owner = ideal_owner(key, urls)
+                for edge in sorted(edges, key=lambda e: e.url == owner):
+                    r = await get(c, edge, key)
+                    assert r.headers["x-ring-owner"] == owner
+                assert origin.count(key) == 1, key
     finally:
         await stop_all(edges)

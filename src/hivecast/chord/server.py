@@ -81,6 +81,11 @@ class ChordServer:
         self._next_seed += 1
         self.node.join(NodeRef(0, seed), now, rejoin=True)
 
+    @property
+    def join_attempts(self) -> int:
+        """Joins tried through seeds so far (one per retry period while we know no other member)."""
+        return self._next_seed
+
     def state(self) -> dict[str, Any]:
         """The node's view of the ring, for the stats endpoint and for operators."""
         assert self.node is not None
@@ -88,7 +93,8 @@ class ChordServer:
         return {"id": f"{node.me.id:x}", "url": node.me.url, "udp": list(node.me.addr),
                 "successors": [s.url or f"{s.addr[0]}:{s.addr[1]}" for s in node.successors],
                 "predecessor": node.predecessor.url if node.predecessor is not None else None,
-                "alone": node.successor.id == node.me.id, "malformed": self.malformed, "seeds": len(self.seeds)}
+                "alone": node.successor.id == node.me.id, "malformed": self.malformed, "seeds": len(self.seeds),
+                "join_attempts": self.join_attempts}
 
     async def stop(self) -> None:
         if self._task is not None:

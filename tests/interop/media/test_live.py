@@ -190,6 +190,14 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
                 resp = await client.get(base + "v0/" + hinted)
                 assert resp.status_code == 200 and resp.content[4:8] == b"moof"
                 assert resp.headers["cache-control"] == "public, max-age=86400"
+            else:
+                # A request for the segment being cut is held until it closes (ffmpeg's DASH reader
+                # asks for it early), and one further ahead gets its 404 at once.
+                pl = m3u8.loads((await client.get(base + "v0/index.m3u8")).text)
+                cutting = pl.media_sequence + len(pl.segments)
+                resp = await client.get(base + f"v0/seg-{cutting}.m4s")
+                assert resp.status_code == 200 and resp.content[4:8] == b"moof"
+                assert (await client.get(base + f"v0/seg-{cutting + 2}.m4s")).status_code == 404
 
             async def slid() -> bool:
                 resp = await client.get(base + "v0/index.m3u8")

@@ -463,7 +463,7 @@ class LivePackager:
             if leaf == "index.m3u8":
                 return await self._playlist(req, name, rid)
             if leaf.endswith(".m4s") and req.method == "GET":
-                await self._await_hinted(name, rid, leaf)
+                await self._await_upcoming(name, rid, leaf)
             return await store(req)
 
         origin = node.services.get("live_origin")
@@ -472,20 +472,34 @@ class LivePackager:
         else:
             node.router.prefix(f"/live/{name}/", route)
 
-    async def _await_hinted(self, name: str, rid: str, leaf: str) -> None:
+    async def _await_upcoming(self, name: str, rid: str, leaf: str) -> None:
+        """Hold a request for media being made until it is written: the hinted next part
+        (EXT-X-PRELOAD-HINT), or the whole segment being cut now.
+
+        Players run ahead of the live edge: ffmpeg's DASH reader fetches `$Number$ + 1` as soon as it
+        has read a segment (it never waits for the availability time a SegmentTimeline implies), and
+        on a 404 it skips to the next number, then realigns on the next MPD and plays a stretch twice.
+        Held, such a request is answered when the segment closes, which paces the player at the live edge.
+        A request further ahead still gets its 404 at once."""
         channel = self.channels.get(name)
-        if channel is None or not channel.presentation.part_target:
+        if channel is None or channel.presentation.ended:
             return
         r = next((x for x in channel.presentation.renditions if x.id == rid), None)
-        if r is None or r.preload_hint != leaf:
+        if r is None:
+            return
+        is_hinted_part = bool(channel.presentation.part_target) and r.preload_hint == leaf
+        cutting = r.segments[-1] if r.segments and not r.segments[-1].complete else None
+        if not is_hinted_part and (cutting is None or cutting.uri != leaf):
             return
         path = channel.root / rid / leaf
+        generation = channel.generation
         assert self._node is not None
         try:
             async with asyncio.timeout(self._node.settings.packaging.blocking_timeout):
                 async with channel.changed:
                     await channel.changed.wait_for(lambda: path.exists() or channel.presentation.ended
-                                                   or r.preload_hint != leaf)
+                                                   or channel.generation != generation
+                                                   or (is_hinted_part and r.preload_hint != leaf))
         except TimeoutError:
             pass
 

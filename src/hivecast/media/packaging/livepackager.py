@@ -54,9 +54,10 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def video_template(keyframe_annexb: bytes) -> Any:
-    """An input stream describing the H.264/HEVC track, parsed from its first keyframe (SPS/PPS in band)."""
-    container = av.open(io.BytesIO(keyframe_annexb), format="h264")
+def video_template(keyframe_annexb: bytes, codec: str = "h264") -> Any:
+    """An input stream describing the H.264/HEVC track, parsed from its first keyframe (parameter
+    sets in band: SPS/PPS, and the VPS for HEVC, which the mp4 muxer turns into avcC or hvcC)."""
+    container = av.open(io.BytesIO(keyframe_annexb), format="hevc" if codec == "h265" else "h264")
     return container, container.streams.video[0]
 
 
@@ -76,6 +77,18 @@ def audio_template(config: bytes, channels: int, rate: int) -> Any:
     stream.layout = "stereo" if channels == 2 else ("mono" if channels == 1 else f"{channels or 2}c")
     holder.start_encoding()
     return holder, stream
+
+
+COMMON_FRAME_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 100.0, 119.88, 120.0)
+
+
+def nominal_frame_rate(measured: float) -> float:
+    """The frame rate a segment's frame count over its duration shows, snapped to the usual rates
+    (a live source carries no reliable rate of its own: VUI timing is optional, RTMP metadata may lie)."""
+    for rate in COMMON_FRAME_RATES:
+        if abs(measured - rate) <= rate * 0.01:
+            return rate
+    return round(measured, 3)
 
 
 @dataclass(slots=True)
@@ -121,6 +134,7 @@ class _TrackState:
     segment_bytes: bytearray = field(default_factory=bytearray)
     part_start: float = 0.0
     segment_start: float = 0.0  # channel media time (s) of the open segment's first sample
+    segment_samples: int = 0  # access units in the open segment
     discontinuity: bool = False  # the next segment follows a publisher restart
     broken: bool = False  # the muxer refused this track's media: it is skipped from then on
 
@@ -158,7 +172,8 @@ class Channel:
         self.tracks = {}
         vi = ai = 0
         for info in [*tracks, *(ladder or [])]:
-            if info.kind == "video" and info.codec == "h264" and (vi == 0 or info.id >= LADDER_TRACK_BASE):
+            # HEVC sources are packaged too (CMAF/fMP4 is the only HLS form for HEVC); ladder rungs are H.264.
+            if info.kind == "video" and (vi == 0 or info.id >= LADDER_TRACK_BASE):
                 rid = f"v{vi}"
                 vi += 1
             elif info.kind == "audio" and info.codec == "aac" and ai == 0:
@@ -251,6 +266,7 @@ class Channel:
         track.segment_start = t
         track.segment = seg
         track.segment_bytes = bytearray()
+        track.segment_samples = 0
         r.segments.append(seg)
 
     def _number_for(self, track: _TrackState) -> int:
@@ -270,7 +286,7 @@ class Channel:
             return True
         try:
             if track.rendition.kind == "video":
-                track.holder, template = video_template(first.data)
+                track.holder, template = video_template(first.data, first.codec)
             else:
                 info = track.info
                 track.holder, template = audio_template(info.config, info.channels, info.clock_rate)
@@ -312,6 +328,7 @@ class Channel:
         if self.presentation.part_target:
             _write_bytes(rdir / part_uri, frag.data)
         seg.parts.append(Part(part_uri, frag.duration, frag.first_sync, len(frag.data)))
+        track.segment_samples += len(items)
         seg.duration += frag.duration
         track.segment_bytes += frag.data
         r.preload_hint = f"seg-{seg.number}.{index + 1}.m4s"
@@ -329,6 +346,8 @@ class Channel:
         _write_bytes(self.root / r.id / seg.uri, bytes(track.segment_bytes))
         seg.size = len(track.segment_bytes)
         seg.complete = True
+        if r.kind == "video" and seg.duration and track.segment_samples > 1:
+            r.frame_rate = nominal_frame_rate(track.segment_samples * r.timescale / seg.duration)
         for rec in self.recordings:
             rec.add(r, seg, self.root)
         r.preload_hint = f"seg-{seg.number + 1}.0.m4s"

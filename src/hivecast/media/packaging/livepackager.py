@@ -33,6 +33,7 @@ from hivecast.media.live import StreamEnded
 from hivecast.media.packaging import dash, hls
 from hivecast.media.packaging.fragments import FragmentMuxer, _Sink
 from hivecast.media.packaging.h264 import SpsError, sps_size
+from hivecast.media.packaging.h265 import parse_sps
 from hivecast.media.packaging.ladder import parse_ladder
 from hivecast.media.packaging.livetranscode import LADDER_TRACK_BASE, LiveLadder
 from hivecast.media.packaging.model import Part, Presentation, Rendition, Segment
@@ -89,6 +90,16 @@ def nominal_frame_rate(measured: float) -> float:
         if abs(measured - rate) <= rate * 0.01:
             return rate
     return round(measured, 3)
+
+
+def opus_template(channels: int) -> Any:
+    """An Opus encoder stream for the init segment (an `Opus` sample entry with its dOps box): Opus
+    always runs at 48 kHz, and the publisher's packets decode with any matching channel count."""
+    holder = av.open(_Sink(), "w", format="mp4", options={"movflags": "frag_custom+empty_moov"})
+    stream = holder.add_stream("libopus", rate=48000)
+    stream.layout = "mono" if channels == 1 else "stereo"
+    holder.start_encoding()
+    return holder, stream
 
 
 @dataclass(slots=True)
@@ -176,7 +187,7 @@ class Channel:
             if info.kind == "video" and (vi == 0 or info.id >= LADDER_TRACK_BASE):
                 rid = f"v{vi}"
                 vi += 1
-            elif info.kind == "audio" and info.codec == "aac" and ai == 0:
+            elif info.kind == "audio" and info.codec in ("aac", "opus") and ai == 0:
                 rid = "a0"
                 ai += 1
             else:
@@ -285,10 +296,15 @@ class Channel:
         if track.muxer is not None:
             return True
         try:
+            info = track.info
             if track.rendition.kind == "video":
-                track.holder, template = video_template(first.data, first.codec)
+                # Publishers that send the parameter sets out of band only (SDP, sequence header)
+                # leave them out of the keyframes: put them in front for the template.
+                params = b"".join(b"\x00\x00\x00\x01" + p for p in (info.vps, info.sps, info.pps) if p)
+                track.holder, template = video_template(params + first.data, first.codec)
+            elif info.codec == "opus":
+                track.holder, template = opus_template(info.channels)
             else:
-                info = track.info
                 track.holder, template = audio_template(info.config, info.channels, info.clock_rate)
         except (av.error.FFmpegError, IndexError, ValueError) as exc:
             log.warning("%s: cannot package track %s: %s", self.name, track.rendition.id, exc)
@@ -378,7 +394,7 @@ class Channel:
             if track.held is not None:
                 held = track.held
                 track.held = None
-                self._add(track, held, max(1, round(held.timebase / 30)) if track.rendition.kind == "video" else 1024)
+                self._add(track, held, self._last_duration(track, held))
             if track.pending:
                 self._flush_part(track)
             self._close_segment(track)
@@ -389,6 +405,14 @@ class Channel:
         self.presentation.ended = True
         for t in self.tracks.values():
             t.rendition.preload_hint = None
+
+    @staticmethod
+    def _last_duration(track: _TrackState, au: Any) -> int:
+        """The newest unit's duration, which no later unit tells: a frame at 30 fps, an AAC frame
+        (1024 samples), a 20 ms Opus packet."""
+        if track.rendition.kind == "video":
+            return max(1, round(int(au.timebase) / 30))
+        return 1024 if track.info.codec == "aac" else max(1, int(au.timebase) // 50)
 
     # -- output ------------------------------------------------------------------------------
     def timing(self) -> dash.LiveTiming:
@@ -611,7 +635,7 @@ class LivePackager:
     def _ladder(self, name: str, tracks: list[Any]) -> LiveLadder | None:
         assert self._node is not None
         spec = self._node.settings.packaging.live_ladder
-        source = next((t for t in tracks if t.kind == "video" and t.codec == "h264"), None)
+        source = next((t for t in tracks if t.kind == "video"), None)
         if not spec or source is None:
             return None
         width, height = self._source_size(tracks)
@@ -623,11 +647,14 @@ class LivePackager:
 
     @staticmethod
     def _source_size(tracks: list[Any]) -> tuple[int, int]:
-        source = next((t for t in tracks if t.kind == "video" and t.codec == "h264"), None)
+        source = next((t for t in tracks if t.kind == "video"), None)
         if source is None:
             return 0, 0
         if not source.width and source.sps:
             try:
+                if source.codec == "h265":
+                    sps = parse_sps(source.sps)
+                    return sps.width, sps.height
                 return sps_size(source.sps)
             except SpsError as exc:
                 log.warning("cannot read the SPS: %s", exc)

@@ -88,6 +88,13 @@ async def wait_for(predicate: Any, timeout: float) -> None:
             await asyncio.sleep(0.1)
 
 
+async def wait_segments(client: httpx.AsyncClient, url: str, count: int, timeout: float) -> None:
+    async def listed() -> bool:
+        resp = await client.get(url)
+        return resp.status_code == 200 and resp.text.count("#EXTINF") >= count
+    await wait_for(listed, timeout)
+
+
 @pytest.mark.parametrize("low_latency", [False, True])
 async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low_latency: bool) -> None:
     node = await node_factory(open_publish=True, packaging={"segment_seconds": SEGMENT, "part_seconds": 0.5,
@@ -99,10 +106,7 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
     base = node_url(node, "/live/cam/")
     try:
         async with httpx.AsyncClient(timeout=15) as client:
-            async def ready() -> bool:
-                resp = await client.get(base + "v0/index.m3u8")
-                return resp.status_code == 200 and resp.text.count("#EXTINF") >= 2
-            await wait_for(ready, 20)
+            await wait_segments(client, base + "v0/index.m3u8", 2, 20)
             recorded = node.bus.subscribe("vod.*")
             node.services["live_packager"].start_recording("cam", "rec1")
 
@@ -272,10 +276,7 @@ async def test_rtsp_hevc_and_opus_decode_from_hls_and_dash(node_factory: NodeFac
     base = node_url(node, "/live/hevc/")
     try:
         async with httpx.AsyncClient(timeout=15) as client:
-            async def ready() -> bool:
-                resp = await client.get(base + "a0/index.m3u8")
-                return resp.status_code == 200 and resp.text.count("#EXTINF") >= 3
-            await wait_for(ready, 30)
+            await wait_segments(client, base + "a0/index.m3u8", 3, 30)
             master = m3u8.loads((await client.get(base + "index.m3u8")).text)
             variants = {p.stream_info.resolution: p.stream_info.codecs.split(",") for p in master.playlists}
             assert set(variants) == {(320, 240), (160, 120)}, variants

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 AAC_RATES = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350]
 PLAYLIST_CACHE = "public, max-age=1"
+PACKAGED_VIDEO = ("h264", "h265")  # the video codecs the live packager takes (other tracks are skipped)
+PACKAGED_AUDIO = ("aac", "opus")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -86,10 +88,8 @@ COMMON_FRAME_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 
 def nominal_frame_rate(measured: float) -> float:
     """The frame rate a segment's frame count over its duration shows, snapped to the usual rates
     (a live source carries no reliable rate of its own: VUI timing is optional, RTMP metadata may lie)."""
-    for rate in COMMON_FRAME_RATES:
-        if abs(measured - rate) <= rate * 0.01:
-            return rate
-    return round(measured, 3)
+    nearest = min(COMMON_FRAME_RATES, key=lambda rate: abs(measured - rate))
+    return nearest if abs(measured - nearest) <= nearest * 0.005 else round(measured, 3)
 
 
 def opus_template(channels: int) -> Any:
@@ -184,10 +184,10 @@ class Channel:
         vi = ai = 0
         for info in [*tracks, *(ladder or [])]:
             # HEVC sources are packaged too (CMAF/fMP4 is the only HLS form for HEVC); ladder rungs are H.264.
-            if info.kind == "video" and (vi == 0 or info.id >= LADDER_TRACK_BASE):
+            if info.codec in PACKAGED_VIDEO and (vi == 0 or info.id >= LADDER_TRACK_BASE):
                 rid = f"v{vi}"
                 vi += 1
-            elif info.kind == "audio" and info.codec in ("aac", "opus") and ai == 0:
+            elif info.codec in PACKAGED_AUDIO and ai == 0:
                 rid = "a0"
                 ai += 1
             else:
@@ -635,7 +635,7 @@ class LivePackager:
     def _ladder(self, name: str, tracks: list[Any]) -> LiveLadder | None:
         assert self._node is not None
         spec = self._node.settings.packaging.live_ladder
-        source = next((t for t in tracks if t.kind == "video"), None)
+        source = next((t for t in tracks if t.codec in PACKAGED_VIDEO), None)
         if not spec or source is None:
             return None
         width, height = self._source_size(tracks)
@@ -647,7 +647,7 @@ class LivePackager:
 
     @staticmethod
     def _source_size(tracks: list[Any]) -> tuple[int, int]:
-        source = next((t for t in tracks if t.kind == "video"), None)
+        source = next((t for t in tracks if t.codec in PACKAGED_VIDEO), None)
         if source is None:
             return 0, 0
         if not source.width and source.sps:

@@ -88,6 +88,13 @@ async def wait_for(predicate: Any, timeout: float) -> None:
             await asyncio.sleep(0.1)
 
 
+async def wait_segments(client: httpx.AsyncClient, url: str, count: int, timeout: float) -> None:
+    async def listed() -> bool:
+        resp = await client.get(url)
+        return resp.status_code == 200 and resp.text.count("#EXTINF") >= count
+    await wait_for(listed, timeout)
+
+
 @pytest.mark.parametrize("low_latency", [False, True])
 async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low_latency: bool) -> None:
     node = await node_factory(open_publish=True, packaging={"segment_seconds": SEGMENT, "part_seconds": 0.5,
@@ -99,10 +106,7 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
     base = node_url(node, "/live/cam/")
     try:
         async with httpx.AsyncClient(timeout=15) as client:
-            async def ready() -> bool:
-                resp = await client.get(base + "v0/index.m3u8")
-                return resp.status_code == 200 and resp.text.count("#EXTINF") >= 2
-            await wait_for(ready, 20)
+            await wait_segments(client, base + "v0/index.m3u8", 2, 20)
             recorded = node.bus.subscribe("vod.*")
             node.services["live_packager"].start_recording("cam", "rec1")
 
@@ -190,6 +194,14 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
                 resp = await client.get(base + "v0/" + hinted)
                 assert resp.status_code == 200 and resp.content[4:8] == b"moof"
                 assert resp.headers["cache-control"] == "public, max-age=86400"
+            else:
+                # A request for the segment being cut is held until it closes (ffmpeg's DASH reader
+                # asks for it early), and one further ahead gets its 404 at once.
+                pl = m3u8.loads((await client.get(base + "v0/index.m3u8")).text)
+                cutting = pl.media_sequence + len(pl.segments)
+                resp = await client.get(base + f"v0/seg-{cutting}.m4s")
+                assert resp.status_code == 200 and resp.content[4:8] == b"moof"
+                assert (await client.get(base + f"v0/seg-{cutting + 2}.m4s")).status_code == 404
 
             async def slid() -> bool:
                 resp = await client.get(base + "v0/index.m3u8")
@@ -235,3 +247,50 @@ async def test_live_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str, low
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
+
+
+def _has_encoders(ffmpeg_exe: str, *names: str) -> bool:
+    listed = subprocess.run([ffmpeg_exe, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=20)
+    return all(f" {name} " in listed.stdout for name in names)
+
+
+def publish_hevc_opus(ffmpeg_exe: str, url: str, seconds: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [ffmpeg_exe, "-v", "error", "-re", "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+         "-c:v", "libx265", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
+         "-x265-params", "log-level=error:bframes=0", "-c:a", "libopus", "-b:a", "64k",
+         "-f", "rtsp", "-rtsp_transport", "tcp", url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def test_rtsp_hevc_and_opus_decode_from_hls_and_dash(node_factory: NodeFactory, ffmpeg_exe: str) -> None:
+    """H.265 + Opus over RTSP (parameter sets in the SDP only) are packaged as CMAF: hvc1 and Opus."""
+    if not _has_encoders(ffmpeg_exe, "libx265", "libopus"):
+        pytest.skip("ffmpeg has no libx265 or libopus encoder")
+    # The source passes through as the top rung; a 120p H.264 rung is transcoded from it (sized from
+    # the HEVC SPS the SDP carried).
+    node = await node_factory(open_publish=True, packaging={"segment_seconds": 2.0, "live_ladder": ["120p"]})
+    url = f"rtsp://127.0.0.1:{node.services['rtsp_port']}/hevc"
+    proc = publish_hevc_opus(ffmpeg_exe, url, 25)
+    base = node_url(node, "/live/hevc/")
+    try:
+        async with httpx.AsyncClient(timeout=15) as client:
+            await wait_segments(client, base + "a0/index.m3u8", 3, 30)
+            master = m3u8.loads((await client.get(base + "index.m3u8")).text)
+            variants = {p.stream_info.resolution: p.stream_info.codecs.split(",") for p in master.playlists}
+            assert set(variants) == {(320, 240), (160, 120)}, variants
+            source, rung = variants[(320, 240)], variants[(160, 120)]
+            assert source[0].startswith("hvc1.1.6.L") and source[1] == "opus", source
+            assert rung[0].startswith("avc1.") and rung[1] == "opus", rung
+            mpd = MPEGDASHParser.parse((await client.get(base + "manifest.mpd")).text)
+            reps = [r for a in mpd.periods[0].adaptation_sets for r in a.representations]
+            assert sorted(r.codecs for r in reps) == sorted({*source, rung[0]})
+        for manifest in ("index.m3u8", "manifest.mpd"):
+            run = await asyncio.to_thread(
+                subprocess.run, [ffmpeg_exe, "-v", "error", "-i", base + manifest, "-t", "5", "-map", "0",
+                                 "-f", "null", "-"], capture_output=True, text=True, timeout=60)
+            assert run.returncode == 0 and run.stderr.strip() == "", (manifest, run.stderr)
+    finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.wait, 30)

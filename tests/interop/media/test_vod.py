@@ -185,3 +185,50 @@ async def test_hevc_passes_through_as_hvc1(make_media: MakeMedia, tmp_path: Path
         subprocess.run, [ffmpeg_exe, "-v", "error", "-i", str(out / "index.m3u8"), "-map", "0", "-f", "null", "-"],
         capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
+
+
+def _semaphore_names(*queues: Any) -> list[str]:
+    """The named POSIX semaphores behind multiprocessing queues (their locks and bound)."""
+    names = []
+    for q in queues:
+        for attr in ("_rlock", "_wlock", "_sem"):
+            lock = getattr(q, attr, None)
+            name = getattr(getattr(lock, "_semlock", None), "name", None)
+            if name:
+                names.append(name)
+    return names
+
+
+SHM = Path("/dev/shm")
+
+
+def _present(names: list[str]) -> list[str]:
+    """Those of the semaphores that still exist (Linux shows each as /dev/shm/sem.NAME)."""
+    return [n for n in names if (SHM / f"sem.{n.lstrip('/')}").exists()]
+
+
+@pytest.mark.skipif(not SHM.is_dir(), reason="named semaphores are not visible in /dev/shm here")
+async def test_stopping_mid_job_ends_workers_and_releases_semaphores(
+        node_factory: NodeFactory, make_media: MakeMedia) -> None:
+    source = make_media("long.mp4", seconds=30, size="1280x720")
+    node = await node_factory()
+    service = node.services["packager"]
+    events = node.bus.subscribe("vod.*")
+    await service.submit("midjob", source, ladder=["480p", "240p"])
+    async with asyncio.timeout(60):
+        while (await events.get()).topic != "vod.progress":
+            pass
+    processes = list(service._pool._processes.values())
+    names = _semaphore_names(service._queue, service._pool._call_queue, service._pool._result_queue)
+    assert processes and names and _present(names) == names
+
+    await service.stop()
+    assert all(not p.is_alive() for p in processes)
+    assert _present(names) == []
+    async with asyncio.timeout(10):
+        while (event := await events.get()).topic != "vod.failed":
+            pass
+    events.close()
+    assert event.data == {"id": "midjob", "error": "the node stopped before the job finished"}
+    vod = node.settings.media_dir / "vod"
+    assert not (vod / "midjob").exists() and not list(vod.glob(".midjob.*"))

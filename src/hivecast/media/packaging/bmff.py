@@ -13,6 +13,9 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from hivecast.media.packaging.h264 import SpsError
+from hivecast.media.packaging.h265 import ptl_from_hvcc
+
 MAX_DEPTH = 12
 MAX_BOXES = 100_000
 CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"mvex", b"moof", b"traf", b"edts", b"dinf"}
@@ -154,26 +157,23 @@ def _sample_entry(data: bytes | bytearray, stsd: Box, track: TrackInit) -> None:
             track.codecs = _hevc_codecs(data, hvcc, kind) if hvcc is not None else kind
         else:
             track.codecs = kind
-    elif kind == "mp4a":
+    elif kind in ("mp4a", "Opus"):
         track.channels, _bits = _u(">HH", data, entry.body + 16, entry.end)
         track.sample_rate = _u(">I", data, entry.body + 24, entry.end)[0] >> 16
-        esds = find(data, [b"esds"], entry.body + 28, entry.end)
-        track.codecs = _mp4a_codecs(data, esds) if esds is not None else "mp4a.40.2"
+        if kind == "Opus":
+            track.codecs = "opus"  # the codecs parameter of Opus in ISO BMFF (its sample entry is `Opus`)
+        else:
+            esds = find(data, [b"esds"], entry.body + 28, entry.end)
+            track.codecs = _mp4a_codecs(data, esds) if esds is not None else "mp4a.40.2"
     else:
         track.codecs = kind
 
 
 def _hevc_codecs(data: bytes | bytearray, box: Box, kind: str) -> str:
-    b1, compat = _u(">BI", data, box.body + 1, box.end)
-    constraints = bytes(data[box.body + 6:box.body + 12])
-    level = _u(">B", data, box.body + 12, box.end)[0]
-    space = "" if (b1 >> 6) == 0 else "ABC"[(b1 >> 6) - 1]
-    tier = "H" if b1 & 0x20 else "L"
-    reversed_compat = int(f"{compat:032b}"[::-1], 2)
-    parts = [kind, f"{space}{b1 & 0x1F}", f"{reversed_compat:x}", f"{tier}{level}"]
-    trimmed = constraints.rstrip(b"\x00")
-    parts.extend(f"{c:x}" for c in trimmed)
-    return ".".join(parts)
+    try:
+        return ptl_from_hvcc(data[box.body:box.end]).codecs(kind)
+    except SpsError as exc:
+        raise BoxError(str(exc)) from None
 
 
 def _descriptor(data: bytes | bytearray, pos: int, end: int) -> tuple[int, int, int]:

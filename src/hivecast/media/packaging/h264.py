@@ -16,7 +16,9 @@ def unescape(nal: bytes) -> bytes:
     return nal.replace(b"\x00\x00\x03", b"\x00\x00")
 
 
-class _Bits:
+class BitReader:
+    """MSB-first bits of an RBSP; every read is checked (SpsError past the end)."""
+
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
@@ -48,7 +50,7 @@ def sps_size(sps: bytes) -> tuple[int, int]:
     """(width, height) in luma samples from an SPS NAL unit (with its one-byte header)."""
     if len(sps) < 4 or sps[0] & 0x1F != 7:
         raise SpsError("not an SPS NAL unit")
-    b = _Bits(unescape(sps[1:]))
+    b = BitReader(unescape(sps[1:]))
     profile = b.u(8)
     b.u(16)  # constraint flags, level
     b.ue()  # seq_parameter_set_id

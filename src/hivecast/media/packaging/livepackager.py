@@ -33,6 +33,7 @@ from hivecast.media.live import StreamEnded
 from hivecast.media.packaging import dash, hls
 from hivecast.media.packaging.fragments import FragmentMuxer, _Sink
 from hivecast.media.packaging.h264 import SpsError, sps_size
+from hivecast.media.packaging.h265 import parse_sps
 from hivecast.media.packaging.ladder import parse_ladder
 from hivecast.media.packaging.livetranscode import LADDER_TRACK_BASE, LiveLadder
 from hivecast.media.packaging.model import Part, Presentation, Rendition, Segment
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 AAC_RATES = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350]
 PLAYLIST_CACHE = "public, max-age=1"
+PACKAGED_VIDEO = ("h264", "h265")  # the video codecs the live packager takes (other tracks are skipped)
+PACKAGED_AUDIO = ("aac", "opus")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -54,9 +57,10 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def video_template(keyframe_annexb: bytes) -> Any:
-    """An input stream describing the H.264/HEVC track, parsed from its first keyframe (SPS/PPS in band)."""
-    container = av.open(io.BytesIO(keyframe_annexb), format="h264")
+def video_template(keyframe_annexb: bytes, codec: str = "h264") -> Any:
+    """An input stream describing the H.264/HEVC track, parsed from its first keyframe (parameter
+    sets in band: SPS/PPS, and the VPS for HEVC, which the mp4 muxer turns into avcC or hvcC)."""
+    container = av.open(io.BytesIO(keyframe_annexb), format="hevc" if codec == "h265" else "h264")
     return container, container.streams.video[0]
 
 
@@ -74,6 +78,26 @@ def audio_template(config: bytes, channels: int, rate: int) -> Any:
     holder = av.open(_Sink(), "w", format="mp4", options={"movflags": "frag_custom+empty_moov"})
     stream = holder.add_stream("aac", rate=rate or 48000)
     stream.layout = "stereo" if channels == 2 else ("mono" if channels == 1 else f"{channels or 2}c")
+    holder.start_encoding()
+    return holder, stream
+
+
+COMMON_FRAME_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 100.0, 119.88, 120.0)
+
+
+def nominal_frame_rate(measured: float) -> float:
+    """The frame rate a segment's frame count over its duration shows, snapped to the usual rates
+    (a live source carries no reliable rate of its own: VUI timing is optional, RTMP metadata may lie)."""
+    nearest = min(COMMON_FRAME_RATES, key=lambda rate: abs(measured - rate))
+    return nearest if abs(measured - nearest) <= nearest * 0.005 else round(measured, 3)
+
+
+def opus_template(channels: int) -> Any:
+    """An Opus encoder stream for the init segment (an `Opus` sample entry with its dOps box): Opus
+    always runs at 48 kHz, and the publisher's packets decode with any matching channel count."""
+    holder = av.open(_Sink(), "w", format="mp4", options={"movflags": "frag_custom+empty_moov"})
+    stream = holder.add_stream("libopus", rate=48000)
+    stream.layout = "mono" if channels == 1 else "stereo"
     holder.start_encoding()
     return holder, stream
 
@@ -121,6 +145,7 @@ class _TrackState:
     segment_bytes: bytearray = field(default_factory=bytearray)
     part_start: float = 0.0
     segment_start: float = 0.0  # channel media time (s) of the open segment's first sample
+    segment_samples: int = 0  # access units in the open segment
     discontinuity: bool = False  # the next segment follows a publisher restart
     broken: bool = False  # the muxer refused this track's media: it is skipped from then on
 
@@ -158,10 +183,11 @@ class Channel:
         self.tracks = {}
         vi = ai = 0
         for info in [*tracks, *(ladder or [])]:
-            if info.kind == "video" and info.codec == "h264" and (vi == 0 or info.id >= LADDER_TRACK_BASE):
+            # HEVC sources are packaged too (CMAF/fMP4 is the only HLS form for HEVC); ladder rungs are H.264.
+            if info.codec in PACKAGED_VIDEO and (vi == 0 or info.id >= LADDER_TRACK_BASE):
                 rid = f"v{vi}"
                 vi += 1
-            elif info.kind == "audio" and info.codec == "aac" and ai == 0:
+            elif info.codec in PACKAGED_AUDIO and ai == 0:
                 rid = "a0"
                 ai += 1
             else:
@@ -251,6 +277,7 @@ class Channel:
         track.segment_start = t
         track.segment = seg
         track.segment_bytes = bytearray()
+        track.segment_samples = 0
         r.segments.append(seg)
 
     def _number_for(self, track: _TrackState) -> int:
@@ -269,10 +296,15 @@ class Channel:
         if track.muxer is not None:
             return True
         try:
+            info = track.info
             if track.rendition.kind == "video":
-                track.holder, template = video_template(first.data)
+                # Publishers that send the parameter sets out of band only (SDP, sequence header)
+                # leave them out of the keyframes: put them in front for the template.
+                params = b"".join(b"\x00\x00\x00\x01" + p for p in (info.vps, info.sps, info.pps) if p)
+                track.holder, template = video_template(params + first.data, first.codec)
+            elif info.codec == "opus":
+                track.holder, template = opus_template(info.channels)
             else:
-                info = track.info
                 track.holder, template = audio_template(info.config, info.channels, info.clock_rate)
         except (av.error.FFmpegError, IndexError, ValueError) as exc:
             log.warning("%s: cannot package track %s: %s", self.name, track.rendition.id, exc)
@@ -312,6 +344,7 @@ class Channel:
         if self.presentation.part_target:
             _write_bytes(rdir / part_uri, frag.data)
         seg.parts.append(Part(part_uri, frag.duration, frag.first_sync, len(frag.data)))
+        track.segment_samples += len(items)
         seg.duration += frag.duration
         track.segment_bytes += frag.data
         r.preload_hint = f"seg-{seg.number}.{index + 1}.m4s"
@@ -329,6 +362,8 @@ class Channel:
         _write_bytes(self.root / r.id / seg.uri, bytes(track.segment_bytes))
         seg.size = len(track.segment_bytes)
         seg.complete = True
+        if r.kind == "video" and seg.duration and track.segment_samples > 1:
+            r.frame_rate = nominal_frame_rate(track.segment_samples * r.timescale / seg.duration)
         for rec in self.recordings:
             rec.add(r, seg, self.root)
         r.preload_hint = f"seg-{seg.number + 1}.0.m4s"
@@ -359,7 +394,7 @@ class Channel:
             if track.held is not None:
                 held = track.held
                 track.held = None
-                self._add(track, held, max(1, round(held.timebase / 30)) if track.rendition.kind == "video" else 1024)
+                self._add(track, held, self._last_duration(track, held))
             if track.pending:
                 self._flush_part(track)
             self._close_segment(track)
@@ -370,6 +405,14 @@ class Channel:
         self.presentation.ended = True
         for t in self.tracks.values():
             t.rendition.preload_hint = None
+
+    @staticmethod
+    def _last_duration(track: _TrackState, au: Any) -> int:
+        """The newest unit's duration, which no later unit tells: a frame at 30 fps, an AAC frame
+        (1024 samples), a 20 ms Opus packet."""
+        if track.rendition.kind == "video":
+            return max(1, round(int(au.timebase) / 30))
+        return 1024 if track.info.codec == "aac" else max(1, int(au.timebase) // 50)
 
     # -- output ------------------------------------------------------------------------------
     def timing(self) -> dash.LiveTiming:
@@ -463,7 +506,7 @@ class LivePackager:
             if leaf == "index.m3u8":
                 return await self._playlist(req, name, rid)
             if leaf.endswith(".m4s") and req.method == "GET":
-                await self._await_hinted(name, rid, leaf)
+                await self._await_upcoming(name, rid, leaf)
             return await store(req)
 
         origin = node.services.get("live_origin")
@@ -472,20 +515,34 @@ class LivePackager:
         else:
             node.router.prefix(f"/live/{name}/", route)
 
-    async def _await_hinted(self, name: str, rid: str, leaf: str) -> None:
+    async def _await_upcoming(self, name: str, rid: str, leaf: str) -> None:
+        """Hold a request for media being made until it is written: the hinted next part
+        (EXT-X-PRELOAD-HINT), or the whole segment being cut now.
+
+        Players run ahead of the live edge: ffmpeg's DASH reader fetches `$Number$ + 1` as soon as it
+        has read a segment (it never waits for the availability time a SegmentTimeline implies), and
+        on a 404 it skips to the next number, then realigns on the next MPD and plays a stretch twice.
+        Held, such a request is answered when the segment closes, which paces the player at the live edge.
+        A request further ahead still gets its 404 at once."""
         channel = self.channels.get(name)
-        if channel is None or not channel.presentation.part_target:
+        if channel is None or channel.presentation.ended:
             return
         r = next((x for x in channel.presentation.renditions if x.id == rid), None)
-        if r is None or r.preload_hint != leaf:
+        if r is None:
+            return
+        is_hinted_part = bool(channel.presentation.part_target) and r.preload_hint == leaf
+        cutting = r.segments[-1] if r.segments and not r.segments[-1].complete else None
+        if not is_hinted_part and (cutting is None or cutting.uri != leaf):
             return
         path = channel.root / rid / leaf
+        generation = channel.generation
         assert self._node is not None
         try:
             async with asyncio.timeout(self._node.settings.packaging.blocking_timeout):
                 async with channel.changed:
                     await channel.changed.wait_for(lambda: path.exists() or channel.presentation.ended
-                                                   or r.preload_hint != leaf)
+                                                   or channel.generation != generation
+                                                   or (is_hinted_part and r.preload_hint != leaf))
         except TimeoutError:
             pass
 
@@ -578,7 +635,7 @@ class LivePackager:
     def _ladder(self, name: str, tracks: list[Any]) -> LiveLadder | None:
         assert self._node is not None
         spec = self._node.settings.packaging.live_ladder
-        source = next((t for t in tracks if t.kind == "video" and t.codec == "h264"), None)
+        source = next((t for t in tracks if t.codec in PACKAGED_VIDEO), None)
         if not spec or source is None:
             return None
         width, height = self._source_size(tracks)
@@ -590,11 +647,14 @@ class LivePackager:
 
     @staticmethod
     def _source_size(tracks: list[Any]) -> tuple[int, int]:
-        source = next((t for t in tracks if t.kind == "video" and t.codec == "h264"), None)
+        source = next((t for t in tracks if t.codec in PACKAGED_VIDEO), None)
         if source is None:
             return 0, 0
         if not source.width and source.sps:
             try:
+                if source.codec == "h265":
+                    sps = parse_sps(source.sps)
+                    return sps.width, sps.height
                 return sps_size(source.sps)
             except SpsError as exc:
                 log.warning("cannot read the SPS: %s", exc)

@@ -1,4 +1,4 @@
-"""A live bitrate ladder: the source H.264 decoded once and re-encoded per rung with PyAV (libx264).
+"""A live bitrate ladder: the source (H.264 or HEVC) decoded once and re-encoded per rung with PyAV (libx264).
 
 `LiveLadder.process(au)` is synchronous and CPU-bound; the live packager calls it from a worker
 thread (`asyncio.to_thread`) on its own reader of the stream, so a slow ladder never delays the
@@ -23,7 +23,7 @@ LADDER_TRACK_BASE = 1000  # track ids of the transcoded rungs: 1000, 1001, ...
 class LiveLadder:
     def __init__(self, rungs: list[Rung], source: TrackInfo, *, fps: float = 30.0) -> None:
         self.source = source
-        self.decoder = av.CodecContext.create("h264", "r")
+        self.decoder = av.CodecContext.create("hevc" if source.codec == "h265" else "h264", "r")
         self.rungs: list[tuple[Rung, Any, TrackInfo]] = []
         self.fps = fps
         self._rungs = rungs

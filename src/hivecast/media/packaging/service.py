@@ -122,8 +122,10 @@ class PackagerService:
         bus = self._node.bus
         try:
             outcome = await future
-        except Exception as exc:  # the worker died (killed, out of memory)
-            outcome = {"ok": False, "error": f"packaging worker failed: {exc!r}"}
+        except Exception as exc:  # the worker died (killed, out of memory), or the node is stopping
+            reason = "the node stopped before the job finished" if self._stopping.is_set() else \
+                f"packaging worker failed: {exc!r}"
+            outcome = {"ok": False, "error": reason}
         if outcome["ok"]:
             self.jobs[video_id] = {"state": "done", "percent": 100.0, "stage": "done"}
             bus.publish("vod.packaged", {"id": video_id, "dir": str(out_dir), "files": outcome["files"]})
@@ -140,19 +142,36 @@ class PackagerService:
         return self.jobs.get(video_id)
 
     async def stop(self) -> None:
+        """End the workers (a running job would hold shutdown for minutes), then release the pool's
+        and the progress queue's named semaphores here and now: left to interpreter exit, a process
+        that is then killed leaves them to the resource tracker, which reports them as leaked."""
         self._stopping.set()
+        loop = asyncio.get_running_loop()
         if self._pool is not None:
             pool = self._pool
             self._pool = None
             processes = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
-            # A running job would hold shutdown for minutes: end the workers we started.
             for process in processes:
                 with contextlib.suppress(Exception):
                     process.terminate()
+            await loop.run_in_executor(None, _reap, processes, pool)
         if self._reader is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._reader.join, 1.0)
+            await loop.run_in_executor(None, self._reader.join, 1.0)
+            self._reader = None
         if self._queue is not None:
+            progress, self._queue = self._queue, None
             with contextlib.suppress(Exception):
-                self._queue.close()
-                self._queue.cancel_join_thread()
+                progress.close()
+                progress.cancel_join_thread()
+
+
+def _reap(processes: list[Any], pool: ProcessPoolExecutor) -> None:
+    """Wait for terminated workers (SIGKILL for one that ignores SIGTERM), then for the pool's own
+    thread, which closes its call and result queues once it sees the workers gone."""
+    for process in processes:
+        process.join(2.0)
+        if process.is_alive():
+            process.kill()
+            process.join(2.0)
+    pool.shutdown(wait=True)

@@ -81,6 +81,25 @@ async def test_health_and_api_over_https(node_factory: Any, cert_pair: tuple[Pat
             await untrusting.get(https_url(node, "/healthz"))
 
 
+async def test_files_over_https_whole_and_ranged(node_factory: Any, cert_pair: tuple[Path, Path]) -> None:
+    """Zero-copy sendfile would put clear bytes on a TLS socket: large media must still arrive intact."""
+    cert, key = cert_pair
+    node = await node_factory(http_tls_cert=cert, http_tls_key=key)
+    video = node.settings.media_dir / "vod" / ("ab" * 16)
+    video.mkdir(parents=True)
+    payload = os.urandom(3 * 1024 * 1024 + 123)
+    (video / "seg1.m4s").write_bytes(payload)
+    url = https_url(node, f"/vod/{'ab' * 16}/seg1.m4s")
+    async with httpx.AsyncClient(verify=client_context(cert), timeout=20) as client:
+        for _ in range(2):  # a miss, then a hit of the embedded edge cache
+            whole = await client.get(url)
+            assert whole.status_code == 200 and whole.content == payload
+        part = await client.get(url, headers={"range": "bytes=1000000-2999999"})
+        assert part.status_code == 206 and part.content == payload[1_000_000:3_000_000]
+        page = await client.get(https_url(node, "/"))
+        assert page.status_code == 200 and b"<html" in page.content.lower()
+
+
 async def test_alpn_settles_on_http11(node_factory: Any, cert_pair: tuple[Path, Path]) -> None:
     cert, key = cert_pair
     node = await node_factory(http_tls_cert=cert, http_tls_key=key)

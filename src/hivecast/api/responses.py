@@ -7,15 +7,18 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
 from pydantic import BaseModel
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.util.typing import TupleAny
 from starlette.responses import Response
 
 from hivecast.api.errors import JSON_TYPE, ApiError
+from hivecast.store import Store
 
 READ_CACHE = "private, no-cache"  # clients may keep it but must revalidate (ETag)
 
@@ -26,6 +29,14 @@ def _dump(value: Any) -> Any:
     if isinstance(value, list):
         return [_dump(v) for v in value]
     return value
+
+
+def json_time(value: datetime) -> str:
+    """A datetime as pydantic writes it in JSON (UTC as "Z"); SQLite's naive values are UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def envelope_bytes(data: Any, message: str | None = None, **extra: Any) -> bytes:
@@ -100,18 +111,39 @@ def parse_sort(sort: str | None, allowed: dict[str, Any], default: str) -> list[
     return order
 
 
-async def paginate(session: AsyncSession, stmt: Select[Any], page: int, size: int,
+async def paginate(session: AsyncSession, stmt: Select[*TupleAny], page: int, size: int,
                    order: Sequence[Any], tiebreak: Any) -> tuple[list[Any], dict[str, Any]]:
+    """A page of ORM objects (`select(Entity)`) and its pagination block."""
     # One round trip: the total rides along as a window count on every row of the page.
-    result = await session.execute(stmt.add_columns(func.count().over().label("total"))
-                                   .order_by(*order, tiebreak).offset((page - 1) * size).limit(size))
+    result = await session.execute(_page_of(stmt, page, size, order, tiebreak))
     pairs = result.all()
-    if pairs:
-        total = int(pairs[0][1])
+    pagination = await _pagination(session, stmt, page, size, pairs)
+    return [p[0] for p in pairs], pagination
+
+
+async def paginate_rows(store: Store, session: AsyncSession, stmt: Select[*TupleAny], page: int, size: int,
+                        order: Sequence[Any], tiebreak: Any) -> tuple[Sequence[Any], dict[str, Any]]:
+    """A page of Core rows (`select(Table.c.a, ...)`: no ORM objects to build) and its pagination
+    block; each row also carries the `total` column."""
+    rows = await store.read_rows(session, _page_of(stmt, page, size, order, tiebreak))
+    return rows, await _pagination(session, stmt, page, size, rows, store)
+
+
+def _page_of(stmt: Select[*TupleAny], page: int, size: int, order: Sequence[Any], tiebreak: Any) -> Select[*TupleAny]:
+    return (stmt.add_columns(func.count().over().label("total"))
+            .order_by(*order, tiebreak).offset((page - 1) * size).limit(size))
+
+
+async def _pagination(session: AsyncSession, stmt: Select[*TupleAny], page: int, size: int,
+                      rows: Sequence[Any], store: Store | None = None) -> dict[str, Any]:
+    if rows:
+        total = int(rows[0][-1])
     elif page == 1:
         total = 0
     else:  # past the last page: the count needs its own query
         counted = select(func.count()).select_from(stmt.order_by(None).subquery())
-        total = int((await session.execute(counted)).scalar_one())
-    return [p[0] for p in pairs], {"page": page, "size": size, "total": total,
-                                   "pages": math.ceil(total / size) if total else 0}
+        if store is not None:
+            total = int((await store.read_rows(session, counted))[0][0])
+        else:
+            total = int((await session.execute(counted)).scalar_one())
+    return {"page": page, "size": size, "total": total, "pages": math.ceil(total / size) if total else 0}

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hivecast.api.context import ApiContext
 from hivecast.api.errors import ApiError
 from hivecast.auth.tokens import InvalidToken, decode_access_token
+from hivecast.store import Store
 from hivecast.store.models import ApiKey, User
 
 KEY_PREFIX = "hck_"
@@ -82,12 +83,16 @@ def ctx_of(request: Request) -> ApiContext:
     return ctx
 
 
-async def db(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's one database session (shared by authentication and the handler)."""
+def store_of(request: Request) -> Store:
     store = ctx_of(request).store
     if store is None:
         raise ApiError(503, "the store is not available")
-    async with store.session() as session:
+    return store
+
+
+async def db(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's one database session (shared by authentication and the handler)."""
+    async with store_of(request).session() as session:
         yield session
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import Row, Select, create_engine, event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util.typing import TupleAny
+
+from hivecast.store.reads import read_connection
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +27,26 @@ class StoreError(Exception):
 class Store:
     """What other components use: `engine` and `session()` (an `AsyncSession` factory)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, reader: Engine | None = None) -> None:
         self.engine = engine
         self.session = async_sessionmaker(engine, expire_on_commit=False)
         self.dialect = engine.dialect.name
+        # SQLite only: plain (synchronous) reader connections. aiosqlite hands every cursor call
+        # to its thread and back, five hand-offs for one SELECT, while the one pooled write
+        # connection waits; a read done whole in one worker-thread call beside it costs one.
+        self.reader = reader
+
+    async def read_rows(self, session: AsyncSession, stmt: Select[*TupleAny]) -> Sequence[Row[*TupleAny]]:
+        """All rows of a read-only Core select, by the cheapest path this database has."""
+        if self.reader is not None:
+            return await asyncio.to_thread(self._read_sync, stmt)
+        conn = await read_connection(session)
+        return (await conn.execute(stmt)).all()
+
+    def _read_sync(self, stmt: Select[*TupleAny]) -> Sequence[Row[*TupleAny]]:
+        assert self.reader is not None
+        with self.reader.connect() as conn:
+            return conn.execute(stmt).all()
 
     async def migrate(self) -> None:
         async with self.engine.begin() as conn:
@@ -33,6 +54,8 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.reader is not None:
+            self.reader.dispose()
 
 
 def upgrade_to_head(connection: Connection) -> None:
@@ -43,6 +66,24 @@ def upgrade_to_head(connection: Connection) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
+
+
+def _reader_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA query_only=ON")  # a reader that tried to write would be a bug: make it fail
+    cur.close()
+
+
+def _sqlite_reader(url: str) -> Engine | None:
+    """Reader connections beside the write connection (WAL lets them run alongside it)."""
+    path = url.split("///", 1)[-1]
+    if not url.startswith("sqlite+aiosqlite:///") or not path or path == ":memory:" or "mode=memory" in path:
+        return None  # an in-memory database is private to its one connection
+    reader = create_engine("sqlite+pysqlite:///" + path, pool_size=4, max_overflow=4, pool_timeout=30,
+                           connect_args={"check_same_thread": False})
+    event.listen(reader, "connect", _reader_pragmas)
+    return reader
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -73,11 +114,11 @@ async def open_store(url: str, *, echo: bool = False) -> Store:
         raise StoreError(f"cannot use database URL: {type(exc).__name__}: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    store = Store(engine)
+    store = Store(engine, _sqlite_reader(url) if engine.dialect.name == "sqlite" else None)
     try:
         await store.migrate()
     except Exception as exc:
-        await engine.dispose()
+        await store.close()
         raise StoreError(f"cannot open or migrate the database: {type(exc).__name__}: {exc}") from None
     log.info("store ready (%s)", store.dialect)
     return store

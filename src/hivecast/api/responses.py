@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
@@ -34,7 +34,7 @@ def _dump(value: Any) -> Any:
 def json_time(value: datetime) -> str:
     """A datetime as pydantic writes it in JSON (UTC as "Z"); SQLite's naive values are UTC."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+        return value.isoformat() + "Z"
     text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
@@ -147,3 +147,7 @@ async def _pagination(session: AsyncSession, stmt: Select[*TupleAny], page: int,
         else:
             total = int((await session.execute(counted)).scalar_one())
     return {"page": page, "size": size, "total": total, "pages": math.ceil(total / size) if total else 0}
+
+
+def empty_page(page: int, size: int) -> dict[str, Any]:
+    return {"page": page, "size": size, "total": 0, "pages": 0}

@@ -199,6 +199,19 @@ class StreamOut(Out):
     updated_at: datetime
 
 
+class StreamPublic(Out):
+    """What a visitor without credentials sees of a live stream: no key, owner or ingest details."""
+
+    id: str
+    name: str
+    title: str
+    description: str | None
+    state: Literal["live", "offline"]
+    viewers: int
+    playback_urls: PlaybackUrls
+    created_at: datetime
+
+
 class StreamWithKey(StreamOut):
     stream_key: str
 

@@ -46,3 +46,13 @@ def test_json_time_is_pydantics_format(moment: datetime, tz: timezone | None) ->
     value = moment.replace(tzinfo=tz)
     expected = StreamOut.model_validate(stream_json(_row(created_at=value), _OFF, Where("h", 1, None, "live")))
     assert json_time(value) == expected.model_dump(mode="json")["created_at"]
+
+
+def test_public_view_matches_its_schema_and_holds_nothing_private() -> None:
+    from hivecast.api.routers.streams import public_json
+    from hivecast.api.schemas import StreamPublic
+
+    data = public_json(_row(), _LIVE)
+    assert StreamPublic.model_validate(data).model_dump(mode="json") == data
+    assert not {"owner_id", "ingest_urls", "stream_key", "key_rotated_at", "qos"} & set(data)
+    assert data["playback_urls"]["hls"] == "/live/cam-1/index.m3u8"

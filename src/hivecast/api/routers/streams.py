@@ -13,7 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from hivecast.api.errors import ApiError, not_found
-from hivecast.api.responses import check_if_match, json_time, no_content, paginate_rows, parse_sort, respond
+from hivecast.api.responses import (
+    check_if_match,
+    empty_page,
+    json_time,
+    no_content,
+    paginate_rows,
+    parse_sort,
+    respond,
+)
 from hivecast.api.routers.common import Db, IdPath, Page, Size, errors, sort_param
 from hivecast.api.schemas import (
     Envelope,
@@ -22,10 +30,21 @@ from hivecast.api.schemas import (
     StreamKeyOut,
     StreamOut,
     StreamPatch,
+    StreamPublic,
     StreamPut,
     StreamWithKey,
 )
-from hivecast.api.security import Auth, Principal, ctx_of, require_role, sha256_hex, store_of
+from hivecast.api.security import (
+    ANONYMOUS_OK,
+    UNAUTHENTICATED,
+    Auth,
+    MaybeAuth,
+    Principal,
+    ctx_of,
+    require_role,
+    sha256_hex,
+    store_of,
+)
 from hivecast.api.services import live_info
 from hivecast.store.models import Stream, User
 
@@ -99,12 +118,18 @@ async def _load(session: Db, principal: Principal, stream_id: str) -> Stream:
     return stream
 
 
-@router.get("", response_model=ListEnvelope[StreamOut], responses=errors(304),
-            summary="List streams (non-admins see their own)")
-async def list_streams(principal: Auth, request: Request, session: Db, page: Page = 1, size: Size = 20,
+@router.get("", response_model=ListEnvelope[StreamOut | StreamPublic], responses=errors(304),
+            openapi_extra=ANONYMOUS_OK,
+            summary="List streams: admins see all, others their own; without credentials, the live ones "
+                    "(public fields only)")
+async def list_streams(principal: MaybeAuth, request: Request, session: Db, page: Page = 1, size: Size = 20,
                        sort: str | None = Sort,
                        name: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$", description="exact name")] = None,
-                       owner_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None) -> Response:
+                       owner_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$",
+                                                             description="needs credentials")] = None) -> Response:
+    order = parse_sort(sort, _SORT, "created_at")
+    if principal is None:
+        return await _list_public(request, session, page, size, order, name, owner_id)
     stmt = select(*_COLUMNS)
     if not principal.is_admin:
         stmt = stmt.where(Stream.owner_id == principal.user_id)
@@ -112,10 +137,39 @@ async def list_streams(principal: Auth, request: Request, session: Db, page: Pag
         stmt = stmt.where(Stream.owner_id == owner_id)
     if name is not None:
         stmt = stmt.where(Stream.name == name)
-    rows, pagination = await paginate_rows(store_of(request), session, stmt, page, size, parse_sort(sort, _SORT, "created_at"),
-                                           Stream.id)
+    rows, pagination = await paginate_rows(store_of(request), session, stmt, page, size, order, Stream.id)
     where = _where(request)
     return respond(request, [out(request, s, where) for s in rows], pagination=pagination)
+
+
+_PUBLIC_COLUMNS = (Stream.id, Stream.name, Stream.title, Stream.description, Stream.created_at)
+_MAX_LIVE = 10_000  # bound on the IN list a visitor's request can cause
+
+
+async def _list_public(request: Request, session: Db, page: int, size: int, order: list[Any], name: str | None,
+                       owner_id: str | None) -> Response:
+    """Visitors see the streams live on this node, with what a player needs and nothing else."""
+    if owner_id is not None:  # who owns what is not public
+        raise ApiError(401, "filtering by owner_id needs credentials", headers=UNAUTHENTICATED)
+    registry = ctx_of(request).service("live_registry")
+    names = getattr(registry, "names", None)
+    live = [n for n in (names() if callable(names) else []) if name is None or n == name][:_MAX_LIVE]
+    if not live:
+        return respond(request, [], pagination=empty_page(page, size))
+    stmt = select(*_PUBLIC_COLUMNS).where(Stream.name.in_(live))
+    rows, pagination = await paginate_rows(store_of(request), session, stmt, page, size, order, Stream.id)
+    return respond(request, [public_json(r, live_info(registry, r.name)) for r in rows], pagination=pagination)
+
+
+def public_json(stream: Any, live: dict[str, Any]) -> dict[str, Any]:
+    """StreamPublic's JSON (held to the schema by a unit test, like stream_json)."""
+    name = stream.name
+    return {
+        "id": stream.id, "name": name, "title": stream.title, "description": stream.description,
+        "state": live["state"], "viewers": live["viewers"],
+        "playback_urls": {"hls": f"/live/{name}/index.m3u8", "dash": f"/live/{name}/manifest.mpd"},
+        "created_at": json_time(stream.created_at),
+    }
 
 
 @router.post("", status_code=201, response_model=Envelope[StreamWithKey], responses=errors(404, 409),

@@ -16,8 +16,8 @@ from hivecast import __version__
 from hivecast.api.context import ApiContext
 from hivecast.api.errors import install_handlers
 from hivecast.api.guard import Guard
-from hivecast.api.redis_limits import RedisBuckets
 from hivecast.api.responses import respond
+from hivecast.api.revocations import RevocationFeed
 from hivecast.api.routers import api_keys, auth, edges, purges, streams, users, videos
 from hivecast.api.routers.common import errors
 from hivecast.api.schemas import ApiRoot, Envelope
@@ -39,15 +39,29 @@ def create_app(node: Node | None = None, *, settings: Settings | None = None, st
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     secret = load_or_create_secret(settings.data_dir, settings.auth.jwt_secret)
     ctx = ApiContext.build(settings, secret, store, node)
+    if node is not None:
+        node.services["api_context"] = ctx
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        for buckets in {id(b): b for b in (ctx.user_limits, ctx.ip_limits, ctx.login_limits)}.values():
-            if isinstance(buckets, RedisBuckets):
+        if ctx.redis is not None:
+            # The blocking subscription gets its own client: the shared one has a short read timeout.
+            from redis.asyncio import Redis
+
+            feed_client = Redis.from_url(settings.redis_url or "", socket_connect_timeout=0.5)
+            ctx.feed = RevocationFeed(feed_client, ctx)
+            ctx.feed.start()
+        try:
+            yield
+        finally:
+            if ctx.feed is not None:
+                await ctx.feed.close()
                 with contextlib.suppress(Exception):
-                    await buckets.client.aclose()
-                break  # one client is shared by all three
+                    await ctx.feed.client.aclose()
+                ctx.feed = None
+            if ctx.redis is not None:
+                with contextlib.suppress(Exception):
+                    await ctx.redis.aclose()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -187,13 +187,6 @@ def require_role(principal: Principal, *roles: str) -> None:
         raise ApiError(403, f"requires role {' or '.join(roles)}")
 
 
-def forget_expired_revocations(ctx: ApiContext) -> None:
-    now = time.time()
-    for jti, exp in list(ctx.revoked_access.items()):
-        if exp < now:
-            del ctx.revoked_access[jti]
-
-
 Auth = Annotated[Principal, Depends(authenticate)]
 MaybeAuth = Annotated[Principal | None, Depends(authenticate_if_present)]
 # An operation open to visitors too: OpenAPI's empty requirement means "no credentials needed".

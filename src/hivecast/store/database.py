@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +36,18 @@ class Store:
         # connection waits; a read done whole in one worker-thread call beside it costs one.
         self.reader = reader
 
-    async def read_rows(self, session: AsyncSession, stmt: Select[*TupleAny]) -> Sequence[Row[*TupleAny]]:
+    async def read_rows(self, session: AsyncSession, stmt: Select[*TupleAny],
+                        params: Mapping[str, Any] | None = None) -> Sequence[Row[*TupleAny]]:
         """All rows of a read-only Core select, by the cheapest path this database has."""
         if self.reader is not None:
-            return await asyncio.to_thread(self._read_sync, stmt)
+            return await asyncio.to_thread(self._read_sync, stmt, params)
         conn = await read_connection(session)
-        return (await conn.execute(stmt)).all()
+        return (await conn.execute(stmt, params)).all()
 
-    def _read_sync(self, stmt: Select[*TupleAny]) -> Sequence[Row[*TupleAny]]:
+    def _read_sync(self, stmt: Select[*TupleAny], params: Mapping[str, Any] | None) -> Sequence[Row[*TupleAny]]:
         assert self.reader is not None
         with self.reader.connect() as conn:
-            return conn.execute(stmt).all()
+            return conn.execute(stmt, params).all()
 
     async def migrate(self) -> None:
         async with self.engine.begin() as conn:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from hivecast.api.errors import ApiError, not_found
 from hivecast.api.responses import (
+    RowPage,
     check_if_match,
     empty_page,
     json_time,
@@ -21,6 +23,7 @@ from hivecast.api.responses import (
     paginate_rows,
     parse_sort,
     respond,
+    row_page,
 )
 from hivecast.api.routers.common import Db, IdPath, Page, Size, errors, sort_param
 from hivecast.api.schemas import (
@@ -127,37 +130,50 @@ async def list_streams(principal: MaybeAuth, request: Request, session: Db, page
                        name: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$", description="exact name")] = None,
                        owner_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$",
                                                              description="needs credentials")] = None) -> Response:
-    order = parse_sort(sort, _SORT, "created_at")
     if principal is None:
-        return await _list_public(request, session, page, size, order, name, owner_id)
-    stmt = select(*_COLUMNS)
-    if not principal.is_admin:
-        stmt = stmt.where(Stream.owner_id == principal.user_id)
-    if owner_id is not None:
-        stmt = stmt.where(Stream.owner_id == owner_id)
-    if name is not None:
-        stmt = stmt.where(Stream.name == name)
-    rows, pagination = await paginate_rows(store_of(request), session, stmt, page, size, order, Stream.id)
+        return await _list_public(request, session, page, size, sort, name, owner_id)
+    viewer = None if principal.is_admin else principal.user_id
+    query = _list_query(viewer is not None, owner_id is not None, name is not None, sort)
+    rows, pagination = await paginate_rows(store_of(request), session, query, page, size,
+                                           {"viewer": viewer, "owner": owner_id, "name": name})
     where = _where(request)
     return respond(request, [out(request, s, where) for s in rows], pagination=pagination)
+
+
+@functools.lru_cache(maxsize=64)
+def _list_query(own: bool, by_owner: bool, by_name: bool, sort: str | None) -> RowPage:
+    stmt = select(*_COLUMNS)
+    if own:
+        stmt = stmt.where(Stream.owner_id == bindparam("viewer"))
+    if by_owner:
+        stmt = stmt.where(Stream.owner_id == bindparam("owner"))
+    if by_name:
+        stmt = stmt.where(Stream.name == bindparam("name"))
+    return row_page(stmt, parse_sort(sort, _SORT, "created_at"), Stream.id)
 
 
 _PUBLIC_COLUMNS = (Stream.id, Stream.name, Stream.title, Stream.description, Stream.created_at)
 _MAX_LIVE = 10_000  # bound on the IN list a visitor's request can cause
 
 
-async def _list_public(request: Request, session: Db, page: int, size: int, order: list[Any], name: str | None,
+@functools.lru_cache(maxsize=16)
+def _public_query(sort: str | None) -> RowPage:
+    stmt = select(*_PUBLIC_COLUMNS).where(Stream.name.in_(bindparam("live", expanding=True)))
+    return row_page(stmt, parse_sort(sort, _SORT, "created_at"), Stream.id)
+
+
+async def _list_public(request: Request, session: Db, page: int, size: int, sort: str | None, name: str | None,
                        owner_id: str | None) -> Response:
     """Visitors see the streams live on this node, with what a player needs and nothing else."""
     if owner_id is not None:  # who owns what is not public
         raise ApiError(401, "filtering by owner_id needs credentials", headers=UNAUTHENTICATED)
+    query = _public_query(sort)
     registry = ctx_of(request).service("live_registry")
     names = getattr(registry, "names", None)
     live = [n for n in (names() if callable(names) else []) if name is None or n == name][:_MAX_LIVE]
     if not live:
         return respond(request, [], pagination=empty_page(page, size))
-    stmt = select(*_PUBLIC_COLUMNS).where(Stream.name.in_(live))
-    rows, pagination = await paginate_rows(store_of(request), session, stmt, page, size, order, Stream.id)
+    rows, pagination = await paginate_rows(store_of(request), session, query, page, size, {"live": live})
     return respond(request, [public_json(r, live_info(registry, r.name)) for r in rows], pagination=pagination)
 
 

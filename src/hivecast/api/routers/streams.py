@@ -89,9 +89,9 @@ def _where(request: Request) -> Where:
                   rtmp_port if isinstance(rtmp_port, int) else None, ctx.settings.rtmp.app)
 
 
-def out(request: Request, stream: Any, where: Where | None = None) -> dict[str, Any]:
+def out(request: Request, stream: Any) -> dict[str, Any]:
     live = live_info(ctx_of(request).service("live_registry"), stream.name)
-    return stream_json(stream, live, where or _where(request))
+    return stream_json(stream, live, _where(request))
 
 
 def stream_json(stream: Any, live: dict[str, Any], where: Where) -> dict[str, Any]:
@@ -136,8 +136,9 @@ async def list_streams(principal: MaybeAuth, request: Request, session: Db, page
     query = _list_query(viewer is not None, owner_id is not None, name is not None, sort)
     rows, pagination = await paginate_rows(store_of(request), session, query, page, size,
                                            {"viewer": viewer, "owner": owner_id, "name": name})
-    where = _where(request)
-    return respond(request, [out(request, s, where) for s in rows], pagination=pagination)
+    where, registry = _where(request), ctx_of(request).service("live_registry")
+    return respond(request, [stream_json(s, live_info(registry, s.name), where) for s in rows],
+                   pagination=pagination)
 
 
 @functools.lru_cache(maxsize=64)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-from sqlalchemy import and_, delete, exists, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, insert, or_, select, update
 from starlette.responses import Response
 
 from hivecast.api.errors import ApiError, forbidden, not_found
@@ -318,20 +318,26 @@ async def list_comments(video_id: IdPath, principal: Auth, request: Request, ses
                    pagination={"size": size, "next_cursor": next_cursor})
 
 
+# One Core statement, built once: the insert happens only if the video exists (no separate
+# lookup, no ORM unit of work), and RETURNING hands back the new id.
+_COMMENT_COLUMNS = (Comment.video_id, Comment.user_id, Comment.body, Comment.created_at)
+_INSERT_COMMENT = (
+    insert(Comment)
+    .from_select([c.key for c in _COMMENT_COLUMNS],
+                 select(*(bindparam(c.key, type_=c.type) for c in _COMMENT_COLUMNS))
+                 .where(exists().where(Video.id == bindparam("video_id"))))
+    .returning(Comment.id)
+)
+
+
 @router.post("/{video_id}/comments", status_code=201, response_model=Envelope[CommentOut], responses=errors(404),
              summary="Post a comment")
 async def create_comment(video_id: IdPath, body: CommentCreate, principal: Auth, request: Request,
                          session: Db) -> Response:
-    # One statement: the insert happens only if the video exists (no ORM unit of work, no
-    # separate lookup), and RETURNING hands back the new id.
     now = datetime.now(UTC)
-    columns = (Comment.video_id, Comment.user_id, Comment.body, Comment.created_at)
-    values = select(*(literal(v, c.type) for v, c in zip((video_id, principal.user_id, body.body, now), columns,
-                                                           strict=True)))
-    stmt = (insert(Comment)
-            .from_select([c.key for c in columns], values.where(exists().where(Video.id == video_id)))
-            .returning(Comment.id))
-    comment_id = (await session.execute(stmt)).scalar_one_or_none()
+    conn = await session.connection()
+    comment_id = (await conn.execute(_INSERT_COMMENT, {"video_id": video_id, "user_id": principal.user_id,
+                                                       "body": body.body, "created_at": now})).scalar_one_or_none()
     if comment_id is None:
         await session.rollback()
         raise not_found("video")

@@ -13,8 +13,6 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util.typing import TupleAny
 
-from hivecast.store.reads import read_connection
-
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -35,14 +33,23 @@ class Store:
         # to its thread and back, five hand-offs for one SELECT, while the one pooled write
         # connection waits; a read done whole in one worker-thread call beside it costs one.
         self.reader = reader
+        # PostgreSQL: one SELECT is consistent by itself, and in autocommit it needs no
+        # BEGIN/ROLLBACK round trips (SQLite starts no transaction for a SELECT anyway).
+        self._autocommit: AsyncEngine | None = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else None)
 
     async def read_rows(self, session: AsyncSession, stmt: Select[*TupleAny],
                         params: Mapping[str, Any] | None = None) -> Sequence[Row[*TupleAny]]:
-        """All rows of a read-only Core select, by the cheapest path this database has."""
+        """All rows of a read-only Core select, by the cheapest path this database has. The
+        connection is held for the query only, not for the rest of the request; a session that
+        already holds one (it authenticated from the database) reads on it, so a request never
+        waits for a second connection while holding a first."""
         if self.reader is not None:
             return await asyncio.to_thread(self._read_sync, stmt, params)
-        conn = await read_connection(session)
-        return (await conn.execute(stmt, params)).all()
+        if self._autocommit is None or session.in_transaction():
+            return (await session.execute(stmt, params)).all()
+        async with self._autocommit.connect() as conn:
+            return (await conn.execute(stmt, params)).all()
 
     def _read_sync(self, stmt: Select[*TupleAny], params: Mapping[str, Any] | None) -> Sequence[Row[*TupleAny]]:
         assert self.reader is not None
@@ -109,6 +116,10 @@ async def open_store(url: str, *, echo: bool = False) -> Store:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+    elif url.startswith("postgresql"):
+        # A write holds its connection for the request; with the default 5 kept, a few dozen
+        # concurrent writers made the pool open and close overflow connections all the time.
+        kwargs.update(pool_size=20, max_overflow=20)
     try:
         engine = create_async_engine(url, **kwargs)
     except Exception as exc:

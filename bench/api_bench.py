@@ -4,7 +4,12 @@ in one run, with wrk on loopback (an asyncio client when wrk is not installed).
 
     .venv/bin/python bench/api_bench.py [--duration 10] [--connections 16]
 
-Each server runs in its own process with uvloop; the load generator is a third process."""
+Each server runs in its own process with uvloop; the load generator is a third process. Besides
+req/s and p99, each case prints the server's CPU per request (its process's user + system time over
+the run, from /proc): on a shared machine that moves much less with other processes' load.
+
+Profiling what a request costs: run a node alone (`python tests/e2e/_api_node.py DIR PORT`), load it
+with wrk as below, and sample it with `py-spy record --gil -p PID -d 10 -f raw -o out.raw`."""
 
 from __future__ import annotations
 

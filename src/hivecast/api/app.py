@@ -36,8 +36,8 @@ _heap_frozen = False
 
 def _freeze_startup_heap() -> None:
     """Everything loaded by now (modules, routes, schemas: most of a node's heap) lives as long as
-    the process: take it out of the collector's full passes, which scanned all of it several times
-    a second under API load and stalled every request for 0.1-0.3 s each time. Once per process:
+    the process: take it out of the collector's full passes, which scanned all of it every second or
+    two under API load and stalled every request for 0.1-0.3 s each time. Once per process:
     a process running many nodes one after another (the tests) would otherwise freeze each one's
     garbage for good."""
     global _heap_frozen

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 AUTH_CACHE_SECONDS = 5.0
 AUTH_CACHE_MAX = 10_000
-REVOKED_MAX = 100_000  # logged-out access tokens remembered until they expire
 
 
 @dataclass
@@ -69,8 +68,9 @@ class ApiContext:
         for old, exp in list(self.revoked_access.items()):
             if exp < now:
                 del self.revoked_access[old]
-        if len(self.revoked_access) < REVOKED_MAX:
-            self.revoked_access[jti] = expires_at
+        # Not capped: a cap would let a logged-out token back in. Logins are rate limited per IP
+        # and entries leave when their token expires (access tokens live minutes).
+        self.revoked_access[jti] = expires_at
         if announce and self.feed is not None:
             self.feed.announce({"kind": "revoke", "jti": jti, "expires": expires_at})
 

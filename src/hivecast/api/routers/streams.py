@@ -94,6 +94,10 @@ def out(request: Request, stream: Any) -> dict[str, Any]:
     return stream_json(stream, live, _where(request))
 
 
+def _playback(name: str) -> dict[str, str]:
+    return {"hls": f"/live/{name}/index.m3u8", "dash": f"/live/{name}/manifest.mpd"}
+
+
 def stream_json(stream: Any, live: dict[str, Any], where: Where) -> dict[str, Any]:
     """StreamOut's JSON for an ORM stream or a row of _COLUMNS, built directly: validating a
     pydantic model per item only to dump it again was most of a list's cost. A unit test holds
@@ -107,7 +111,7 @@ def stream_json(stream: Any, live: dict[str, Any], where: Where) -> dict[str, An
             "rtsp": f"rtsp://{where.host}:{where.rtsp_port}/{name}",
             "rtmp": f"rtmp://{where.host}:{where.rtmp_port}/{where.rtmp_app}/{name}" if where.rtmp_port else None,
         },
-        "playback_urls": {"hls": f"/live/{name}/index.m3u8", "dash": f"/live/{name}/manifest.mpd"},
+        "playback_urls": _playback(name),
         "key_rotated_at": json_time(stream.key_rotated_at),
         "created_at": json_time(stream.created_at),
         "updated_at": json_time(stream.updated_at),
@@ -184,7 +188,7 @@ def public_json(stream: Any, live: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": stream.id, "name": name, "title": stream.title, "description": stream.description,
         "state": live["state"], "viewers": live["viewers"],
-        "playback_urls": {"hls": f"/live/{name}/index.m3u8", "dash": f"/live/{name}/manifest.mpd"},
+        "playback_urls": _playback(name),
         "created_at": json_time(stream.created_at),
     }
 

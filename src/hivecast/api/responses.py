@@ -116,10 +116,12 @@ async def paginate(session: AsyncSession, stmt: Select[*TupleAny], page: int, si
                    order: Sequence[Any], tiebreak: Any) -> tuple[list[Any], dict[str, Any]]:
     """A page of ORM objects (`select(Entity)`) and its pagination block."""
     # One round trip: the total rides along as a window count on every row of the page.
-    result = await session.execute(_page_of(stmt, page, size, order, tiebreak))
-    pairs = result.all()
-    pagination = await _pagination(session, stmt, page, size, pairs)
-    return [p[0] for p in pairs], pagination
+    pairs = (await session.execute(_with_total(stmt, order, tiebreak).offset((page - 1) * size).limit(size))).all()
+    if pairs or page == 1:
+        return [p[0] for p in pairs], _block(page, size, int(pairs[0][-1]) if pairs else 0)
+    # Past the last page: the count needs its own query.
+    total = (await session.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))).scalar_one()
+    return [], _block(page, size, int(total))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +134,7 @@ class RowPage:
 
 
 def row_page(stmt: Select[*TupleAny], order: Sequence[Any], tiebreak: Any) -> RowPage:
-    rows = (stmt.add_columns(func.count().over().label("total")).order_by(*order, tiebreak)
-            .limit(bindparam("page_limit")).offset(bindparam("page_offset")))
+    rows = _with_total(stmt, order, tiebreak).limit(bindparam("page_limit")).offset(bindparam("page_offset"))
     return RowPage(rows, select(func.count()).select_from(stmt.order_by(None).subquery()))
 
 
@@ -142,31 +143,19 @@ async def paginate_rows(store: Store, session: AsyncSession, query: RowPage, pag
     """A page of Core rows (no ORM objects to build) and its pagination block; each row also
     carries the `total` column."""
     rows = await store.read_rows(session, query.rows, {**params, "page_limit": size, "page_offset": (page - 1) * size})
-    if rows:
-        total = int(rows[0][-1])
-    elif page == 1:
-        total = 0
-    else:
-        total = int((await store.read_rows(session, query.count, params))[0][0])
-    return rows, {"page": page, "size": size, "total": total, "pages": math.ceil(total / size) if total else 0}
+    if rows or page == 1:
+        return rows, _block(page, size, int(rows[0][-1]) if rows else 0)
+    total = (await store.read_rows(session, query.count, params))[0][0]
+    return rows, _block(page, size, int(total))
 
 
-def _page_of(stmt: Select[*TupleAny], page: int, size: int, order: Sequence[Any], tiebreak: Any) -> Select[*TupleAny]:
-    return (stmt.add_columns(func.count().over().label("total"))
-            .order_by(*order, tiebreak).offset((page - 1) * size).limit(size))
+def _with_total(stmt: Select[*TupleAny], order: Sequence[Any], tiebreak: Any) -> Select[*TupleAny]:
+    return stmt.add_columns(func.count().over().label("total")).order_by(*order, tiebreak)
 
 
-async def _pagination(session: AsyncSession, stmt: Select[*TupleAny], page: int, size: int,
-                      rows: Sequence[Any]) -> dict[str, Any]:
-    if rows:
-        total = int(rows[0][-1])
-    elif page == 1:
-        total = 0
-    else:  # past the last page: the count needs its own query
-        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
-        total = int((await session.execute(counted)).scalar_one())
+def _block(page: int, size: int, total: int) -> dict[str, Any]:
     return {"page": page, "size": size, "total": total, "pages": math.ceil(total / size) if total else 0}
 
 
 def empty_page(page: int, size: int) -> dict[str, Any]:
-    return {"page": page, "size": size, "total": 0, "pages": 0}
+    return _block(page, size, 0)

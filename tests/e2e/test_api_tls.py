@@ -208,3 +208,25 @@ def test_cli_reports_a_bad_certificate_and_exits(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "absent.crt does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_api_cli_over_https_with_cacert(node_factory: Any, cert_pair: tuple[Path, Path]) -> None:
+    cert, key = cert_pair
+    node = await node_factory(http_tls_cert=cert, http_tls_key=key, api=ADMIN)
+    async with httpx.AsyncClient(verify=client_context(cert), timeout=10) as client:
+        login = await client.post(https_url(node, "/api/v1/auth/login"),
+                                  json={"username": "admin", "password": "adminpass1"})
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("HIVECAST_", "HC_"))},
+           "HC_API": https_url(node), "HC_TOKEN": login.json()["data"]["access_token"], "COLUMNS": "200"}
+
+    async def cli(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "hivecast", *args, env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode or 0, out.decode()
+
+    code, out = await cli("stream", "create", "over-tls", "--cacert", str(cert))
+    assert code == 0 and "sk_" in out, out
+    code, out = await cli("stream", "list")  # without the certificate: refused, and said so
+    assert code != 0 and "over-tls" not in out
+    assert "certificate" in out.lower() and "Traceback" not in out, out

@@ -87,3 +87,39 @@ async def test_no_rtmp_url_when_rtmp_is_off(node_factory: Any) -> None:
         assert r.json()["data"]["ingest_urls"]["rtsp"].endswith("/rtsp-only")
     finally:
         await api.close()
+
+
+async def test_publish_to_the_api_rtmp_url_and_visitors_see_it_live(api: Api, ffmpeg_exe: str) -> None:
+    """The ingest URL the API hands out works with a real encoder, and the stream then shows up
+    live in the visitors' list; a wrong key is refused."""
+    import asyncio
+
+    streamer, _ = await api.user("streamer")
+    made = (await streamer.post("/api/v1/streams", json={"name": "obs-cam", "title": "OBS"})).json()["data"]
+    url, key = made["ingest_urls"]["rtmp"], made["stream_key"]
+
+    async def encode(target: str, seconds: int) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            ffmpeg_exe, "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
+            "-i", "testsrc=size=320x240:rate=25", "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast",
+            "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p", "-f", "flv", target,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+
+    refused = await encode(f"{url}?key=sk_wrong", 5)
+    _, err = await asyncio.wait_for(refused.communicate(), 30)
+    assert refused.returncode != 0, err
+    anonymous = api.client()
+    assert (await anonymous.get("/api/v1/streams")).json()["data"] == []
+
+    encoder = await encode(f"{url}?key={key}", 60)
+    try:
+        listed: list[dict[str, Any]] = []
+        for _ in range(200):
+            listed = (await anonymous.get("/api/v1/streams")).json()["data"]
+            if listed:
+                break
+            await asyncio.sleep(0.1)
+        assert [(s["name"], s["state"]) for s in listed] == [("obs-cam", "live")], listed
+    finally:
+        encoder.kill()
+        await encoder.wait()

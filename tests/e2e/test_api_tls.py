@@ -230,3 +230,16 @@ async def test_api_cli_over_https_with_cacert(node_factory: Any, cert_pair: tupl
     code, out = await cli("stream", "list")  # without the certificate: refused, and said so
     assert code != 0 and "over-tls" not in out
     assert "certificate" in out.lower() and "Traceback" not in out, out
+
+
+async def test_a_client_that_never_handshakes_is_cut_off(node_factory: Any, cert_pair: tuple[Path, Path]) -> None:
+    cert, key = cert_pair
+    node = await node_factory(http_tls_cert=cert, http_tls_key=key, limits={"header_timeout": 0.5})
+    reader, writer = await asyncio.open_connection("127.0.0.1", node.services["http_port"])
+    try:
+        # Silent after connecting: the server gives up on the handshake (header_timeout) and closes.
+        assert await asyncio.wait_for(reader.read(), timeout=30) == b""
+    finally:
+        writer.close()
+    async with httpx.AsyncClient(verify=client_context(cert), timeout=10) as client:
+        assert (await client.get(https_url(node, "/healthz"))).status_code == 200

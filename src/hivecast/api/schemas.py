@@ -174,7 +174,7 @@ class UserPatch(In):
 # ---- streams ----
 class IngestUrls(BaseModel):
     rtsp: str = Field(description="publish with ?key=STREAM_KEY appended")
-    rtmp: str | None = Field(None, description="null when RTMP ingest is off; publish with ?key=STREAM_KEY appended")
+    rtmp: str | None = Field(description="null when RTMP ingest is off; publish with ?key=STREAM_KEY appended")
 
 
 class PlaybackUrls(BaseModel):

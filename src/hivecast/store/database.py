@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ class Store:
         # to its thread and back, five hand-offs for one SELECT, while the one pooled write
         # connection waits; a read done whole in one worker-thread call beside it costs one.
         self.reader = reader
+        # Its own threads: the loop's default executor also carries file work (hashing uploads,
+        # writing media) that can keep every worker busy for seconds.
+        self._reader_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store-read") \
+            if reader is not None else None
         # PostgreSQL: one SELECT is consistent by itself, and in autocommit it needs no
         # BEGIN/ROLLBACK round trips (SQLite starts no transaction for a SELECT anyway).
         self._autocommit: AsyncEngine | None = (
@@ -44,8 +49,8 @@ class Store:
         connection is held for the query only, not for the rest of the request; a session that
         already holds one (it authenticated from the database) reads on it, so a request never
         waits for a second connection while holding a first."""
-        if self.reader is not None:
-            return await asyncio.to_thread(self._read_sync, stmt, params)
+        if self._reader_threads is not None:
+            return await asyncio.get_running_loop().run_in_executor(self._reader_threads, self._read_sync, stmt, params)
         if self._autocommit is None or session.in_transaction():
             return (await session.execute(stmt, params)).all()
         async with self._autocommit.connect() as conn:
@@ -62,6 +67,8 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._reader_threads is not None:
+            self._reader_threads.shutdown(wait=False, cancel_futures=True)
         if self.reader is not None:
             self.reader.dispose()
 

@@ -4,7 +4,12 @@ in one run, with wrk on loopback (an asyncio client when wrk is not installed).
 
     .venv/bin/python bench/api_bench.py [--duration 10] [--connections 16]
 
-Each server runs in its own process with uvloop; the load generator is a third process."""
+Each server runs in its own process with uvloop; the load generator is a third process. Besides
+req/s and p99, each case prints the server's CPU per request (its process's user + system time over
+the run, from /proc): on a shared machine that moves much less with other processes' load.
+
+Profiling what a request costs: run a node alone (`python tests/e2e/_api_node.py DIR PORT`), load it
+with wrk as below, and sample it with `py-spy record --gil -p PID -d 10 -f raw -o out.raw`."""
 
 from __future__ import annotations
 
@@ -148,6 +153,15 @@ async def _asyncio_load(url: str, headers: dict[str, str], body: str | None, dur
     return len(latencies) / duration, statistics.quantiles(latencies, n=100)[98]
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a process (all its threads) so far, from /proc (Linux); None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load(url: str, headers: dict[str, str], body: str | None, duration: int, conns: int) -> tuple[float, float]:
     if shutil.which("wrk"):
         return run_wrk(url, headers, body, duration, conns)
@@ -192,11 +206,17 @@ def main() -> None:
         print(f"load: {tool}, {args.connections} connections, {args.duration} s per case, loopback; "
               f"store: {'PostgreSQL' if args.database_url else 'SQLite'}")
         results = {}
-        for name, url, headers, payload in cases:
+        for (name, url, headers, payload), server in zip(cases, (node, node, hello, hello), strict=True):
             load(url, headers, payload, 2, args.connections)  # warm-up
+            before = cpu_seconds(server.pid)
             rps, p99 = load(url, headers, payload, args.duration, args.connections)
+            after = cpu_seconds(server.pid)
             results[name] = (rps, p99)
-            print(f"{name:45s} {rps:9.0f} req/s   p99 {p99:7.2f} ms")
+            # CPU per request is the steadier figure on a shared machine: req/s moves with the load
+            # other processes put on the cores, the server's own CPU cost per request much less.
+            cpu = f"{1000 * (after - before) / (rps * args.duration):6.2f} ms CPU/req" \
+                if before is not None and after is not None and rps else ""
+            print(f"{name:45s} {rps:9.0f} req/s   p99 {p99:7.2f} ms   {cpu}")
         names = list(results)
         print(f"ratio GET  API/hello: {results[names[0]][0] / results[names[2]][0]:.2f}")
         print(f"ratio POST API/hello: {results[names[1]][0] / results[names[3]][0]:.2f}")

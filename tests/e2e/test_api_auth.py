@@ -3,7 +3,9 @@ detection, logout, API keys (scopes, revocation), and each role against each res
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +14,7 @@ from hivecast.auth.tokens import issue_access_token, load_or_create_secret
 from tests.e2e._api_support import ADMIN, Api, api, assert_error, database_url, start_api
 
 __all__ = ["api", "database_url"]
+MERGE = {"content-type": "application/merge-patch+json"}
 
 
 async def test_login_failures_look_the_same(api: Api) -> None:
@@ -234,3 +237,60 @@ async def test_redis_rate_limits_span_nodes(node_factory) -> None:
         await probe.aclose()
         await a.close()
         await b.close()
+
+
+async def test_revocations_reach_other_nodes_at_once_through_redis(node_factory, tmp_path, monkeypatch) -> None:
+    """Two nodes on one database and one Redis: a key revoked, a user disabled or a token logged
+    out on one is refused by the other at once, though the other had the credential cached."""
+    try:
+        import redis.asyncio as aredis
+
+        probe = aredis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=1)
+        await probe.ping()
+        await probe.aclose()
+    except Exception as exc:
+        pytest.skip(f"Redis at 127.0.0.1:6379 not reachable: {type(exc).__name__}")
+    # Cached credentials would outlive the whole test: only the feed can make b refuse them.
+    monkeypatch.setattr("hivecast.api.context.AUTH_CACHE_SECONDS", 3600.0)
+    shared = {"redis_url": "redis://127.0.0.1:6379/0", "auth": {"jwt_secret": "s" * 40},
+              "database_url": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"}
+    a = await start_api(node_factory, node_flags=shared)
+    b = await start_api(node_factory, node_flags=shared)
+    try:
+        for node in (a, b):
+            await asyncio.wait_for(node.node.services["api_context"].feed.ready.wait(), 10)
+        key = (await a.admin.post("/api/v1/api-keys", json={"name": "roaming"})).json()["data"]["key"]
+        on_b = b.client({"x-api-key": key})
+        assert (await on_b.get("/api/v1/streams")).status_code == 200  # now cached on b
+        key_id = (await a.admin.get("/api/v1/api-keys")).json()["data"][0]["id"]
+        assert (await a.admin.delete(f"/api/v1/api-keys/{key_id}")).status_code == 204
+        await _eventually(lambda: on_b.get("/api/v1/streams"), 401)
+
+        await a.user("viewer", "roamer")
+        tokens = await a.login("roamer", "password123")
+        viewer = a.client({"authorization": f"Bearer {tokens['access_token']}"})
+        viewer_on_b = b.client({"authorization": f"Bearer {tokens['access_token']}"})
+        assert (await viewer_on_b.get("/api/v1/auth/me")).status_code == 200
+        r = await viewer.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 204
+        await _eventually(lambda: viewer_on_b.get("/api/v1/auth/me"), 401)
+
+        streamer, sid = await a.user("streamer")
+        streamer_on_b = b.client({"authorization": streamer.headers["authorization"]})
+        assert (await streamer_on_b.get("/api/v1/auth/me")).status_code == 200
+        r = await a.admin.patch(f"/api/v1/users/{sid}", json={"disabled": True}, headers=MERGE)
+        assert r.status_code == 200, r.text
+        await _eventually(lambda: streamer_on_b.get("/api/v1/auth/me"), 401)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def _eventually(request: Any, status: int) -> None:
+    deadline = asyncio.get_running_loop().time() + 20.0
+    while True:
+        r = await request()
+        if r.status_code == status or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert r.status_code == status, r.text

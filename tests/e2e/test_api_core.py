@@ -33,7 +33,8 @@ async def test_framework_errors_use_the_envelope(api: Api) -> None:
     assert_error(await c.get("/api/v1/streams?page=0"), 422, "VALIDATION_ERROR")
     assert_error(await c.get("/api/v1/streams?size=101"), 422, "VALIDATION_ERROR")
     assert_error(await c.get("/api/v1/streams?sort=password_hash"), 422, "VALIDATION_ERROR")
-    assert_error(await api.client().get("/api/v1/streams"), 401, "UNAUTHORIZED")
+    assert_error(await api.client().get("/api/v1/users"), 401, "UNAUTHORIZED")
+    assert_error(await api.client().get("/api/v1/streams/" + "0" * 32), 401, "UNAUTHORIZED")
 
 
 async def test_malformed_json_wrong_types_unknown_fields_store_nothing(api: Api) -> None:

@@ -198,6 +198,11 @@ async def test_comments_by_cursor(api: Api) -> None:
     assert_error(await streamer.delete(f"/api/v1/videos/{vid}/comments/{first['id']}"), 403)
     assert (await viewer.delete(f"/api/v1/videos/{vid}/comments/{first['id']}")).status_code == 204
     assert_error(await viewer.post(f"/api/v1/videos/{'0' * 32}/comments", json={"body": "x"}), 404)
+    # The answer to a POST is the same representation a later GET gives (and what the schema says).
+    made = await viewer.post(f"/api/v1/videos/{vid}/comments", json={"body": "same <b>as</b> read"})
+    assert made.status_code == 201
+    again = await viewer.get(made.headers["location"])
+    assert again.status_code == 200 and again.json()["data"] == made.json()["data"]
     assert_error(await viewer.post(f"/api/v1/videos/{vid}/comments", json={"body": ""}), 422)
 
 

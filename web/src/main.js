@@ -30,11 +30,13 @@ async function channels() {
     list.append(h("li", {}, h("a", { href: `#/watch/${encodeURIComponent(name)}` }, title || name),
       state === "live" ? h("span", { class: "badge" }, "LIVE") : null, h("div", { class: "muted" }, name)));
   };
-  if (session()) {
-    try {
-      for (const s of await api("/streams?size=100")) card(s.name, s.title, s.state);
-    } catch (e) { list.after(h("p", { class: "error" }, errorText(e))); }
-  }
+  try {
+    // Without credentials the API lists the streams live now (public fields); signed in, the
+    // account's own streams (all of them, for an admin) come too, live or not.
+    const r = await fetch("/api/v1/streams?size=100&sort=name", { headers: { accept: "application/json" }, cache: "no-store" });
+    if (r.ok) for (const s of (await r.json()).data) card(s.name, s.title, s.state);
+    if (session()) for (const s of await api("/streams?size=100")) card(s.name, s.title, s.state);
+  } catch (e) { list.after(h("p", { class: "error" }, errorText(e))); }
   // The demo channel (`hivecast serve --demo`) has no database row: probe its playlist.
   try {
     const r = await fetch("/live/demo/index.m3u8", { method: "GET", cache: "no-store" });
@@ -122,12 +124,14 @@ async function consolePage() {
     clear(sOut);
     try {
       const s = await api("/streams", { method: "POST", body: { name: sName.value, title: sTitle.value || sName.value } });
-      const rtmp = `rtmp://${location.hostname}:1935/live`;
+      // The API names the RTMP URL when the node has RTMP ingest on (null otherwise).
+      const rtmpUrl = s.ingest_urls.rtmp;
+      const rtmp = rtmpUrl ? rtmpUrl.slice(0, rtmpUrl.length - s.name.length - 1) : null;
       sOut.append(h("p", {}, "Stream created. The key is shown only now:"),
         h("dl", {}, h("dt", {}, "Stream key"), h("dd", {}, h("code", { id: "stream-key" }, s.stream_key)),
           h("dt", {}, "RTSP ingest"), h("dd", {}, h("code", { id: "ingest-rtsp" }, `${s.ingest_urls.rtsp}?key=${s.stream_key}`)),
-          h("dt", {}, "RTMP ingest"), h("dd", {}, h("code", { id: "ingest-rtmp" }, `${rtmp}/${s.name}?key=${s.stream_key}`)),
-          h("dd", { class: "muted" }, `OBS: server ${rtmp}, stream key ${s.name}?key=${s.stream_key} (RTMP on the node's rtmp_port, 1935 by default)`)));
+          ...(rtmp ? [h("dt", {}, "RTMP ingest"), h("dd", {}, h("code", { id: "ingest-rtmp" }, `${rtmpUrl}?key=${s.stream_key}`)),
+            h("dd", { class: "muted" }, `OBS: server ${rtmp}, stream key ${s.name}?key=${s.stream_key}`)] : [])));
       await loadStreams();
     } catch (err) { sOut.append(h("p", { class: "error" }, errorText(err))); }
   });

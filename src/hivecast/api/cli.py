@@ -13,6 +13,7 @@ import base64
 import getpass
 import hashlib
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,15 @@ def _client(args: argparse.Namespace) -> httpx.Client:
     elif token:
         headers["authorization"] = f"Bearer {token}"
     base = (args.api or os.environ.get("HC_API") or "http://127.0.0.1:8080").rstrip("/")
-    return httpx.Client(base_url=base, headers=headers, timeout=60)
+    # A node with its own (e.g. self-signed) certificate: trust that PEM file for https:// URLs.
+    cacert = getattr(args, "cacert", None) or os.environ.get("HC_CACERT")
+    verify: ssl.SSLContext | bool = True
+    if cacert:
+        try:
+            verify = ssl.create_default_context(cafile=cacert)
+        except (OSError, ssl.SSLError) as exc:
+            raise SystemExit(f"hivecast: cannot use {cacert} as a trusted certificate: {exc}") from None
+    return httpx.Client(base_url=base, headers=headers, timeout=60, verify=verify)
 
 
 def _check(r: httpx.Response) -> Any:
@@ -221,6 +230,7 @@ def _api_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api", metavar="URL", help="API base URL (env HC_API; default http://127.0.0.1:8080)")
     p.add_argument("--key", metavar="KEY", help="API key (env HC_API_KEY)")
     p.add_argument("--token", metavar="JWT", help="access token (env HC_TOKEN)")
+    p.add_argument("--cacert", metavar="PEM", help="CA or self-signed certificate to trust for https:// (env HC_CACERT)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

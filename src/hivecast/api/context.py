@@ -13,6 +13,7 @@ from hivecast.api.redis_limits import RedisBuckets
 from hivecast.config import Settings
 
 if TYPE_CHECKING:
+    from hivecast.api.revocations import RevocationFeed
     from hivecast.node import Node
     from hivecast.store import Store
 
@@ -34,8 +35,11 @@ class ApiContext:
     revoked_access: dict[str, float] = field(default_factory=dict)  # jti -> expiry (logout)
     # Resolved credentials (user id or API key hash -> principal, expiry, deadline), kept for a few
     # seconds so a hot client costs no database round trip per request. Any change to a user or a
-    # key on this node clears it at once; other nodes see the change within AUTH_CACHE_SECONDS.
+    # key on this node clears it at once; other nodes hear of it through Redis (api.revocations)
+    # when configured, else within AUTH_CACHE_SECONDS.
     auth_cache: dict[str, tuple[Any, float | None, float]] = field(default_factory=dict)
+    redis: Any = None  # redis.asyncio client when redis_url is set (shared limits, revocation feed)
+    feed: RevocationFeed | None = None
 
     def cached_principal(self, key: str, now: float) -> Any:
         hit = self.auth_cache.get(key)
@@ -52,8 +56,23 @@ class ApiContext:
             self.auth_cache.clear()
         self.auth_cache[key] = (principal, expires_at, now + AUTH_CACHE_SECONDS)
 
-    def forget_credentials(self) -> None:
+    def forget_credentials(self, *, announce: bool = True) -> None:
+        """A user or key changed: drop every cached credential here, and on the other nodes."""
         self.auth_cache.clear()
+        if announce and self.feed is not None:
+            self.feed.announce({"kind": "forget"})
+
+    def revoke_access(self, jti: str, expires_at: float, *, announce: bool = True) -> None:
+        """Refuse this access token from now on (logout), here and on the other nodes."""
+        now = time.time()
+        for old, exp in list(self.revoked_access.items()):
+            if exp < now:
+                del self.revoked_access[old]
+        # Not capped: a cap would let a logged-out token back in. Logins are rate limited per IP
+        # and entries leave when their token expires (access tokens live minutes).
+        self.revoked_access[jti] = expires_at
+        if announce and self.feed is not None:
+            self.feed.announce({"kind": "revoke", "jti": jti, "expires": expires_at})
 
     def service(self, name: str) -> Any:
         return self.node.services.get(name) if self.node is not None else None
@@ -66,6 +85,7 @@ class ApiContext:
             TokenBuckets("ip", api.rate_limit_ip, api.rate_window),
             TokenBuckets("login", api.rate_limit_login, api.rate_window),
         ]
+        client = None
         if settings.redis_url:  # one limit across every node sharing this Redis
             from redis.asyncio import Redis
 
@@ -74,5 +94,5 @@ class ApiContext:
         return cls(
             settings=settings, secret=secret, store=store, node=node,
             user_limits=limits[0], ip_limits=limits[1], login_limits=limits[2],
-            upload_dir=api.upload_dir or settings.data_dir / "uploads",
+            upload_dir=api.upload_dir or settings.data_dir / "uploads", redis=client,
         )

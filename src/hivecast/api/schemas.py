@@ -173,7 +173,8 @@ class UserPatch(In):
 
 # ---- streams ----
 class IngestUrls(BaseModel):
-    rtsp: str
+    rtsp: str = Field(description="publish with ?key=STREAM_KEY appended")
+    rtmp: str | None = Field(description="null when RTMP ingest is off; publish with ?key=STREAM_KEY appended")
 
 
 class PlaybackUrls(BaseModel):
@@ -196,6 +197,19 @@ class StreamOut(Out):
     key_rotated_at: datetime
     created_at: datetime
     updated_at: datetime
+
+
+class StreamPublic(Out):
+    """What a visitor without credentials sees of a live stream: no key, owner or ingest details."""
+
+    id: str
+    name: str
+    title: str
+    description: str | None
+    state: Literal["live", "offline"]
+    viewers: int
+    playback_urls: PlaybackUrls
+    created_at: datetime
 
 
 class StreamWithKey(StreamOut):

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -20,13 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hivecast.api.context import ApiContext
 from hivecast.api.errors import ApiError
 from hivecast.auth.tokens import InvalidToken, decode_access_token
+from hivecast.store import Store
 from hivecast.store.models import ApiKey, User
 
 KEY_PREFIX = "hck_"
 _bearer = HTTPBearer(auto_error=False, description="access token from POST /api/v1/auth/login")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key from POST /api/v1/api-keys")
 
-_UNAUTH = {"www-authenticate": 'Bearer realm="hivecast"'}
+UNAUTHENTICATED = {"www-authenticate": 'Bearer realm="hivecast"'}
 
 
 def sha256_hex(value: str) -> str:
@@ -82,12 +83,16 @@ def ctx_of(request: Request) -> ApiContext:
     return ctx
 
 
-async def db(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's one database session (shared by authentication and the handler)."""
+def store_of(request: Request) -> Store:
     store = ctx_of(request).store
     if store is None:
         raise ApiError(503, "the store is not available")
-    async with store.session() as session:
+    return store
+
+
+async def db(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's one database session (shared by authentication and the handler)."""
+    async with store_of(request).session() as session:
         yield session
 
 
@@ -103,7 +108,7 @@ async def authenticate(
     elif bearer is not None and bearer.credentials:
         principal = await _from_token(ctx, session, bearer.credentials)
     else:
-        raise ApiError(401, "authentication required", headers=_UNAUTH)
+        raise ApiError(401, "authentication required", headers=UNAUTHENTICATED)
     if "write" not in principal.scopes and request.method not in ("GET", "HEAD", "OPTIONS"):
         raise ApiError(403, "this API key is read-only", code="INSUFFICIENT_SCOPE")
     request.state.principal = principal
@@ -114,9 +119,9 @@ async def _from_token(ctx: ApiContext, session: AsyncSession, token: str) -> Pri
     try:
         claims = decode_access_token(token, secret=ctx.secret)
     except InvalidToken:
-        raise ApiError(401, "invalid or expired access token", code="INVALID_TOKEN", headers=_UNAUTH) from None
+        raise ApiError(401, "invalid or expired access token", code="INVALID_TOKEN", headers=UNAUTHENTICATED) from None
     if claims.token_id in ctx.revoked_access:
-        raise ApiError(401, "access token revoked", code="INVALID_TOKEN", headers=_UNAUTH)
+        raise ApiError(401, "access token revoked", code="INVALID_TOKEN", headers=UNAUTHENTICATED)
     now = time.monotonic()
     cached = ctx.cached_principal("user:" + claims.subject, now)
     if cached is not None:
@@ -125,7 +130,7 @@ async def _from_token(ctx: ApiContext, session: AsyncSession, token: str) -> Pri
     # The user is re-read (or taken from the short cache, cleared on every change) so deleting,
     # disabling or demoting a user takes effect without waiting for their tokens to expire.
     if user is None or user.disabled:
-        raise ApiError(401, "account not active", code="INVALID_TOKEN", headers=_UNAUTH)
+        raise ApiError(401, "account not active", code="INVALID_TOKEN", headers=UNAUTHENTICATED)
     principal = Principal(user.id, user.username, user.role, "token", ("read", "write"))
     ctx.cache_principal("user:" + claims.subject, principal, now)
     return principal
@@ -133,7 +138,7 @@ async def _from_token(ctx: ApiContext, session: AsyncSession, token: str) -> Pri
 
 async def _from_api_key(ctx: ApiContext, session: AsyncSession, plain: str) -> Principal:
     prefix = parse_api_key(plain)
-    bad = ApiError(401, "invalid or revoked API key", code="INVALID_API_KEY", headers=_UNAUTH)
+    bad = ApiError(401, "invalid or revoked API key", code="INVALID_API_KEY", headers=UNAUTHENTICATED)
     if prefix is None:
         raise bad
     digest = sha256_hex(plain)
@@ -165,17 +170,25 @@ async def _from_api_key(ctx: ApiContext, session: AsyncSession, plain: str) -> P
     return principal
 
 
+async def authenticate_if_present(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+    session: Annotated[AsyncSession, Depends(db)],
+) -> Principal | None:
+    """None for a request without credentials; credentials that are there must be valid (401)."""
+    if not api_key and "authorization" not in request.headers:
+        return None
+    return await authenticate(request, bearer, api_key, session)
+
+
 def require_role(principal: Principal, *roles: str) -> None:
     if principal.role not in roles:
         raise ApiError(403, f"requires role {' or '.join(roles)}")
 
 
-def forget_expired_revocations(ctx: ApiContext) -> None:
-    now = time.time()
-    for jti, exp in list(ctx.revoked_access.items()):
-        if exp < now:
-            del ctx.revoked_access[jti]
-
-
 Auth = Annotated[Principal, Depends(authenticate)]
+MaybeAuth = Annotated[Principal | None, Depends(authenticate_if_present)]
+# An operation open to visitors too: OpenAPI's empty requirement means "no credentials needed".
+ANONYMOUS_OK: dict[str, Any] = {"security": [{}]}
 

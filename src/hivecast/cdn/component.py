@@ -30,7 +30,7 @@ from hivecast.events import Subscription
 from hivecast.http import FileBody, HttpServer, Request, Response
 from hivecast.http.server import Handler
 from hivecast.net import NetError
-from hivecast.node.frontdoor import FrontDoor, http_limits
+from hivecast.node.frontdoor import FrontDoor, http_limits, http_tls
 from hivecast.node.node import Node, StartupError
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,8 @@ class EdgeFrontDoor(FrontDoor):
         node.router.exact("/healthz", self._healthz)
         node.router.exact("/metrics", self._metrics)
         self.server = HttpServer(node.router, host=node.settings.host, port=node.settings.http_port,
-                                 limits=http_limits(node), reuse_port=node.settings.cdn.workers > 1)
+                                 limits=http_limits(node), reuse_port=node.settings.cdn.workers > 1,
+                                 tls=http_tls(node))
         await self.server.start()
         node.metrics.http_connections.set_function(lambda: self.server.active_connections if self.server else 0)
         node.services["http_port"] = self.server.port

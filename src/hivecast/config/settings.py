@@ -284,6 +284,8 @@ class Settings(Section):
     role: Role = "serve"
     host: str = Field("0.0.0.0", min_length=1, description="address every listener binds to")
     http_port: Port = 8080
+    http_tls_cert: Path | None = Field(None, description="PEM certificate (chain): http_port speaks HTTPS (and wss)")
+    http_tls_key: Path | None = Field(None, description="PEM private key of http_tls_cert (unencrypted)")
     rtsp_port: Port = 8554
     data_dir: Path = Path("hivecast-data")
     log_format: Literal["text", "json"] = "text"

@@ -35,7 +35,7 @@ class AsgiHandler:
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": request.http_version,
             "method": request.method,
-            "scheme": self.scheme,
+            "scheme": "https" if request.scheme == "https" else self.scheme,
             "path": request.path,
             "raw_path": request.raw_path.encode("latin-1"),
             "query_string": request.query_string.encode("latin-1"),

@@ -115,6 +115,7 @@ class Request:
         "query_string",
         "raw_path",
         "route_prefix",
+        "scheme",
         "server",
         "target",
         "upgrade",
@@ -134,6 +135,7 @@ class Request:
         body: BodyReader,
         keep_alive: bool = True,
         upgrade: bool = False,
+        scheme: str = "http",
     ) -> None:
         self.method = method
         self.target = target
@@ -147,6 +149,7 @@ class Request:
         self.body = body
         self.keep_alive = keep_alive
         self.upgrade = upgrade
+        self.scheme = scheme  # "https" when the connection came in over TLS
         self.route_prefix = ""
         self._query: dict[str, str] | None = None
 

@@ -152,7 +152,9 @@ class HttpConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self.channel is not None:
             self.channel.eof_received()
-            return True  # keep the write side open: the upgraded protocol closes it
+            # Keep the write side open: the upgraded protocol closes it. A TLS transport cannot
+            # half-close (and warns when asked to), so there the connection just ends.
+            return self.server.tls is None
         return None
 
     def pause_writing(self) -> None:
@@ -248,6 +250,7 @@ class HttpConnection(asyncio.Protocol):
             body=body,
             keep_alive=parser.should_keep_alive(),
             upgrade=parser.should_upgrade(),
+            scheme=self.server.scheme,
         )
         self._incoming = None
         if (self._fast is not None and not self._queue and not self.busy and request.keep_alive

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import logging
 import os
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class HttpServer:
         observer: Observer | None = None,
         name: str = "http",
         reuse_port: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.handler = handler
         self.fast_handler: FastHandler | None = getattr(handler, "fast", None)
@@ -65,8 +67,11 @@ class HttpServer:
         self.closing = False
         self.connections_rejected = 0
         self.rejected_requests: dict[int, int] = {}
-        self._sendfile_ok = True
-        self._os_sendfile_ok = hasattr(os, "sendfile")
+        self.tls = tls
+        self.scheme = "https" if tls is not None else "http"
+        # Zero-copy sendfile writes to the socket beneath the transport: never under TLS.
+        self._sendfile_ok = tls is None
+        self._os_sendfile_ok = tls is None and hasattr(os, "sendfile")
 
     @property
     def port(self) -> int:
@@ -88,6 +93,10 @@ class HttpServer:
                 reuse_address=True,
                 reuse_port=self._reuse_port or None,
                 backlog=2048,
+                ssl=self.tls,
+                # A client that never finishes its handshake (or speaks plain HTTP) is cut off
+                # like one that never finishes its request head.
+                ssl_handshake_timeout=self.limits.header_timeout if self.tls is not None else None,
             )
         except OSError as exc:
             raise translate_os_error(exc, (self.host, self.requested_port), action=f"{self.name} listen") from None

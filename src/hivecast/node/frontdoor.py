@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import ssl
 
 from hivecast.http import HttpLimits, HttpServer, Request, Response
+from hivecast.http.tls import TlsConfigError, server_context
 from hivecast.metrics import CONTENT_TYPE_LATEST
-from hivecast.node.node import Node
+from hivecast.node.node import Node, StartupError
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,19 @@ def http_limits(node: Node) -> HttpLimits:
         write_buffer_max=max(lim.write_buffer_max, lim.write_buffer_high),
         write_timeout=lim.write_timeout,
     )
+
+
+def http_tls(node: Node) -> ssl.SSLContext | None:
+    """The front door's TLS context when a certificate is configured; a bad one stops the start."""
+    cert, key = node.settings.http_tls_cert, node.settings.http_tls_key
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise StartupError("http: set both http_tls_cert and http_tls_key for HTTPS (or neither)")
+    try:
+        return server_context(cert, key)
+    except TlsConfigError as exc:
+        raise StartupError(f"http: {exc}") from None
 
 
 class FrontDoor:
@@ -50,11 +65,12 @@ class FrontDoor:
             seconds.labels(route=route).observe(elapsed)
 
         self.server = HttpServer(router, host=node.settings.host, port=node.settings.http_port,
-                                 limits=limits, observer=observe)
+                                 limits=limits, observer=observe, tls=http_tls(node))
         await self.server.start()
         node.metrics.http_connections.set_function(lambda: self.server.active_connections if self.server else 0)
         node.services["http_port"] = self.server.port
-        log.info("http listening on %s:%d", node.settings.host, self.server.port,
+        node.services["http_scheme"] = self.server.scheme
+        log.info("%s listening on %s:%d", self.server.scheme, node.settings.host, self.server.port,
                  extra={"role": node.role})
 
     async def _healthz(self, request: Request) -> Response:

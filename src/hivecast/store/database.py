@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import Row, Select, create_engine, event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util.typing import TupleAny
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +26,40 @@ class StoreError(Exception):
 class Store:
     """What other components use: `engine` and `session()` (an `AsyncSession` factory)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, reader: Engine | None = None) -> None:
         self.engine = engine
         self.session = async_sessionmaker(engine, expire_on_commit=False)
         self.dialect = engine.dialect.name
+        # SQLite only: plain (synchronous) reader connections. aiosqlite hands every cursor call
+        # to its thread and back, five hand-offs for one SELECT, while the one pooled write
+        # connection waits; a read done whole in one worker-thread call beside it costs one.
+        self.reader = reader
+        # Its own threads: the loop's default executor also carries file work (hashing uploads,
+        # writing media) that can keep every worker busy for seconds.
+        self._reader_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store-read") \
+            if reader is not None else None
+        # PostgreSQL: one SELECT is consistent by itself, and in autocommit it needs no
+        # BEGIN/ROLLBACK round trips (SQLite starts no transaction for a SELECT anyway).
+        self._autocommit: AsyncEngine | None = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else None)
+
+    async def read_rows(self, session: AsyncSession, stmt: Select[*TupleAny],
+                        params: Mapping[str, Any] | None = None) -> Sequence[Row[*TupleAny]]:
+        """All rows of a read-only Core select, by the cheapest path this database has. The
+        connection is held for the query only, not for the rest of the request; a session that
+        already holds one (it authenticated from the database) reads on it, so a request never
+        waits for a second connection while holding a first."""
+        if self._reader_threads is not None:
+            return await asyncio.get_running_loop().run_in_executor(self._reader_threads, self._read_sync, stmt, params)
+        if self._autocommit is None or session.in_transaction():
+            return (await session.execute(stmt, params)).all()
+        async with self._autocommit.connect() as conn:
+            return (await conn.execute(stmt, params)).all()
+
+    def _read_sync(self, stmt: Select[*TupleAny], params: Mapping[str, Any] | None) -> Sequence[Row[*TupleAny]]:
+        assert self.reader is not None
+        with self.reader.connect() as conn:
+            return conn.execute(stmt, params).all()
 
     async def migrate(self) -> None:
         async with self.engine.begin() as conn:
@@ -33,6 +67,10 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._reader_threads is not None:
+            self._reader_threads.shutdown(wait=False, cancel_futures=True)
+        if self.reader is not None:
+            self.reader.dispose()
 
 
 def upgrade_to_head(connection: Connection) -> None:
@@ -43,6 +81,24 @@ def upgrade_to_head(connection: Connection) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
+
+
+def _reader_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA query_only=ON")  # a reader that tried to write would be a bug: make it fail
+    cur.close()
+
+
+def _sqlite_reader(url: str) -> Engine | None:
+    """Reader connections beside the write connection (WAL lets them run alongside it)."""
+    path = url.split("///", 1)[-1]
+    if not url.startswith("sqlite+aiosqlite:///") or not path or path == ":memory:" or "mode=memory" in path:
+        return None  # an in-memory database is private to its one connection
+    reader = create_engine("sqlite+pysqlite:///" + path, pool_size=4, max_overflow=4, pool_timeout=30,
+                           connect_args={"check_same_thread": False})
+    event.listen(reader, "connect", _reader_pragmas)
+    return reader
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -67,17 +123,21 @@ async def open_store(url: str, *, echo: bool = False) -> Store:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+    elif url.startswith("postgresql"):
+        # A write holds its connection for the request; with the default 5 kept, a few dozen
+        # concurrent writers made the pool open and close overflow connections all the time.
+        kwargs.update(pool_size=20, max_overflow=20)
     try:
         engine = create_async_engine(url, **kwargs)
     except Exception as exc:
         raise StoreError(f"cannot use database URL: {type(exc).__name__}: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    store = Store(engine)
+    store = Store(engine, _sqlite_reader(url) if engine.dialect.name == "sqlite" else None)
     try:
         await store.migrate()
     except Exception as exc:
-        await engine.dispose()
+        await store.close()
         raise StoreError(f"cannot open or migrate the database: {type(exc).__name__}: {exc}") from None
     log.info("store ready (%s)", store.dialect)
     return store

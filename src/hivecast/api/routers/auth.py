@@ -13,7 +13,7 @@ from hivecast.api.passwords import verify_password
 from hivecast.api.responses import no_content, respond
 from hivecast.api.routers.common import Db, errors
 from hivecast.api.schemas import Envelope, LoginIn, LogoutIn, Me, RefreshIn, TokenPair
-from hivecast.api.security import Auth, ctx_of, forget_expired_revocations, new_secret, sha256_hex, utc
+from hivecast.api.security import Auth, ctx_of, new_secret, sha256_hex, utc
 from hivecast.auth.tokens import InvalidToken, decode_access_token, issue_access_token
 from hivecast.store.models import RefreshToken, User, new_id
 
@@ -98,8 +98,7 @@ async def logout(body: LogoutIn, request: Request, session: Db) -> Response:
         except InvalidToken:
             pass
         else:
-            forget_expired_revocations(ctx)
-            ctx.revoked_access[claims.token_id] = float(claims.expires_at) + 10
+            ctx.revoke_access(claims.token_id, float(claims.expires_at) + 10)
     return no_content()
 
 

@@ -2,31 +2,52 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from hivecast.api.errors import ApiError, not_found
-from hivecast.api.responses import check_if_match, no_content, paginate, parse_sort, respond
+from hivecast.api.responses import (
+    RowPage,
+    check_if_match,
+    empty_page,
+    json_time,
+    no_content,
+    paginate_rows,
+    parse_sort,
+    respond,
+    row_page,
+)
 from hivecast.api.routers.common import Db, IdPath, Page, Size, errors, sort_param
 from hivecast.api.schemas import (
     Envelope,
-    IngestUrls,
     ListEnvelope,
-    PlaybackUrls,
     StreamCreate,
     StreamKeyOut,
     StreamOut,
     StreamPatch,
+    StreamPublic,
     StreamPut,
     StreamWithKey,
 )
-from hivecast.api.security import Auth, Principal, ctx_of, require_role, sha256_hex, utc
+from hivecast.api.security import (
+    ANONYMOUS_OK,
+    UNAUTHENTICATED,
+    Auth,
+    MaybeAuth,
+    Principal,
+    ctx_of,
+    require_role,
+    sha256_hex,
+    store_of,
+)
 from hivecast.api.services import live_info
 from hivecast.store.models import Stream, User
 
@@ -46,21 +67,55 @@ def _host(request: Request) -> str:
     return host if ok else "127.0.0.1"
 
 
-def out(request: Request, stream: Stream, host: str | None = None) -> StreamOut:
+# Every column a representation needs (never the key hash): lists read these as Core rows.
+_COLUMNS = (Stream.id, Stream.name, Stream.title, Stream.description, Stream.owner_id, Stream.key_rotated_at,
+            Stream.created_at, Stream.updated_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """How this node is reached for ingest, resolved once per request."""
+
+    host: str
+    rtsp_port: int
+    rtmp_port: int | None
+    rtmp_app: str
+
+
+def _where(request: Request) -> Where:
     ctx = ctx_of(request)
-    live = live_info(ctx.service("live_registry"), stream.name)
-    rtsp_port = ctx.service("rtsp_port") or ctx.settings.rtsp_port
-    host = host or _host(request)
-    return StreamOut(
-        id=stream.id, name=stream.name, title=stream.title, description=stream.description,
-        owner_id=stream.owner_id, state=live["state"], viewers=live["viewers"], qos=live["qos"],
-        tracks=live["tracks"],
-        ingest_urls=IngestUrls(rtsp=f"rtsp://{host}:{rtsp_port}/{stream.name}"),
-        playback_urls=PlaybackUrls(hls=f"/live/{stream.name}/index.m3u8", dash=f"/live/{stream.name}/manifest.mpd"),
-        key_rotated_at=utc(stream.key_rotated_at),
-        created_at=utc(stream.created_at),
-        updated_at=utc(stream.updated_at),
-    )
+    rtmp_port = ctx.service("rtmp_port") if ctx.settings.rtmp.enabled else None
+    return Where(_host(request), ctx.service("rtsp_port") or ctx.settings.rtsp_port,
+                  rtmp_port if isinstance(rtmp_port, int) else None, ctx.settings.rtmp.app)
+
+
+def out(request: Request, stream: Any) -> dict[str, Any]:
+    live = live_info(ctx_of(request).service("live_registry"), stream.name)
+    return stream_json(stream, live, _where(request))
+
+
+def _playback(name: str) -> dict[str, str]:
+    return {"hls": f"/live/{name}/index.m3u8", "dash": f"/live/{name}/manifest.mpd"}
+
+
+def stream_json(stream: Any, live: dict[str, Any], where: Where) -> dict[str, Any]:
+    """StreamOut's JSON for an ORM stream or a row of _COLUMNS, built directly: validating a
+    pydantic model per item only to dump it again was most of a list's cost. A unit test holds
+    this to the StreamOut schema."""
+    name = stream.name
+    return {
+        "id": stream.id, "name": name, "title": stream.title, "description": stream.description,
+        "owner_id": stream.owner_id, "state": live["state"], "viewers": live["viewers"], "qos": live["qos"],
+        "tracks": live["tracks"],
+        "ingest_urls": {
+            "rtsp": f"rtsp://{where.host}:{where.rtsp_port}/{name}",
+            "rtmp": f"rtmp://{where.host}:{where.rtmp_port}/{where.rtmp_app}/{name}" if where.rtmp_port else None,
+        },
+        "playback_urls": _playback(name),
+        "key_rotated_at": json_time(stream.key_rotated_at),
+        "created_at": json_time(stream.created_at),
+        "updated_at": json_time(stream.updated_at),
+    }
 
 
 async def _load(session: Db, principal: Principal, stream_id: str) -> Stream:
@@ -70,22 +125,72 @@ async def _load(session: Db, principal: Principal, stream_id: str) -> Stream:
     return stream
 
 
-@router.get("", response_model=ListEnvelope[StreamOut], responses=errors(304),
-            summary="List streams (non-admins see their own)")
-async def list_streams(principal: Auth, request: Request, session: Db, page: Page = 1, size: Size = 20,
+@router.get("", response_model=ListEnvelope[StreamOut | StreamPublic], responses=errors(304),
+            openapi_extra=ANONYMOUS_OK,
+            summary="List streams: admins see all, others their own; without credentials, the live ones "
+                    "(public fields only)")
+async def list_streams(principal: MaybeAuth, request: Request, session: Db, page: Page = 1, size: Size = 20,
                        sort: str | None = Sort,
                        name: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$", description="exact name")] = None,
-                       owner_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None) -> Response:
-    stmt = select(Stream)
-    if not principal.is_admin:
-        stmt = stmt.where(Stream.owner_id == principal.user_id)
-    if owner_id is not None:
-        stmt = stmt.where(Stream.owner_id == owner_id)
-    if name is not None:
-        stmt = stmt.where(Stream.name == name)
-    rows, pagination = await paginate(session, stmt, page, size, parse_sort(sort, _SORT, "created_at"), Stream.id)
-    host = _host(request)
-    return respond(request, [out(request, s, host) for s in rows], pagination=pagination)
+                       owner_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$",
+                                                             description="needs credentials")] = None) -> Response:
+    if principal is None:
+        return await _list_public(request, session, page, size, sort, name, owner_id)
+    viewer = None if principal.is_admin else principal.user_id
+    query = _list_query(viewer is not None, owner_id is not None, name is not None, sort)
+    rows, pagination = await paginate_rows(store_of(request), session, query, page, size,
+                                           {"viewer": viewer, "owner": owner_id, "name": name})
+    where, registry = _where(request), ctx_of(request).service("live_registry")
+    return respond(request, [stream_json(s, live_info(registry, s.name), where) for s in rows],
+                   pagination=pagination)
+
+
+@functools.lru_cache(maxsize=64)
+def _list_query(own: bool, by_owner: bool, by_name: bool, sort: str | None) -> RowPage:
+    stmt = select(*_COLUMNS)
+    if own:
+        stmt = stmt.where(Stream.owner_id == bindparam("viewer"))
+    if by_owner:
+        stmt = stmt.where(Stream.owner_id == bindparam("owner"))
+    if by_name:
+        stmt = stmt.where(Stream.name == bindparam("name"))
+    return row_page(stmt, parse_sort(sort, _SORT, "created_at"), Stream.id)
+
+
+_PUBLIC_COLUMNS = (Stream.id, Stream.name, Stream.title, Stream.description, Stream.created_at)
+_MAX_LIVE = 10_000  # bound on the IN list a visitor's request can cause
+
+
+@functools.lru_cache(maxsize=16)
+def _public_query(sort: str | None) -> RowPage:
+    stmt = select(*_PUBLIC_COLUMNS).where(Stream.name.in_(bindparam("live", expanding=True)))
+    return row_page(stmt, parse_sort(sort, _SORT, "created_at"), Stream.id)
+
+
+async def _list_public(request: Request, session: Db, page: int, size: int, sort: str | None, name: str | None,
+                       owner_id: str | None) -> Response:
+    """Visitors see the streams live on this node, with what a player needs and nothing else."""
+    if owner_id is not None:  # who owns what is not public
+        raise ApiError(401, "filtering by owner_id needs credentials", headers=UNAUTHENTICATED)
+    query = _public_query(sort)
+    registry = ctx_of(request).service("live_registry")
+    names = getattr(registry, "names", None)
+    live = [n for n in (names() if callable(names) else []) if name is None or n == name][:_MAX_LIVE]
+    if not live:
+        return respond(request, [], pagination=empty_page(page, size))
+    rows, pagination = await paginate_rows(store_of(request), session, query, page, size, {"live": live})
+    return respond(request, [public_json(r, live_info(registry, r.name)) for r in rows], pagination=pagination)
+
+
+def public_json(stream: Any, live: dict[str, Any]) -> dict[str, Any]:
+    """StreamPublic's JSON (held to the schema by a unit test, like stream_json)."""
+    name = stream.name
+    return {
+        "id": stream.id, "name": name, "title": stream.title, "description": stream.description,
+        "state": live["state"], "viewers": live["viewers"],
+        "playback_urls": _playback(name),
+        "created_at": json_time(stream.created_at),
+    }
 
 
 @router.post("", status_code=201, response_model=Envelope[StreamWithKey], responses=errors(404, 409),
@@ -107,7 +212,7 @@ async def create_stream(body: StreamCreate, principal: Auth, request: Request, s
     except IntegrityError:
         await session.rollback()
         raise ApiError(409, "stream name already taken", details=[{"field": "name", "message": "taken"}]) from None
-    data = StreamWithKey(**out(request, stream).model_dump(), stream_key=key)
+    data = {**out(request, stream), "stream_key": key}
     return respond(request, data, status=201, message="stream created",
                    headers={"location": f"/api/v1/streams/{stream.id}"})
 

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, insert, or_, select, update
 from starlette.responses import Response
 
 from hivecast.api.errors import ApiError, forbidden, not_found
 from hivecast.api.responses import (
     check_if_match,
+    json_time,
     no_content,
     paginate,
     parse_sort,
@@ -317,16 +318,34 @@ async def list_comments(video_id: IdPath, principal: Auth, request: Request, ses
                    pagination={"size": size, "next_cursor": next_cursor})
 
 
+# One Core statement, built once: the insert happens only if the video exists (no separate
+# lookup, no ORM unit of work), and RETURNING hands back the new id.
+_COMMENT_COLUMNS = (Comment.video_id, Comment.user_id, Comment.body, Comment.created_at)
+_INSERT_COMMENT = (
+    insert(Comment)
+    .from_select([c.key for c in _COMMENT_COLUMNS],
+                 select(*(bindparam(c.key, type_=c.type) for c in _COMMENT_COLUMNS))
+                 .where(exists().where(Video.id == bindparam("video_id"))))
+    .returning(Comment.id)
+)
+
+
 @router.post("/{video_id}/comments", status_code=201, response_model=Envelope[CommentOut], responses=errors(404),
              summary="Post a comment")
 async def create_comment(video_id: IdPath, body: CommentCreate, principal: Auth, request: Request,
                          session: Db) -> Response:
-    await _load(session, video_id)
-    comment = Comment(video_id=video_id, user_id=principal.user_id, body=body.body)
-    session.add(comment)
+    now = datetime.now(UTC)
+    conn = await session.connection()
+    comment_id = (await conn.execute(_INSERT_COMMENT, {"video_id": video_id, "user_id": principal.user_id,
+                                                       "body": body.body, "created_at": now})).scalar_one_or_none()
+    if comment_id is None:
+        await session.rollback()
+        raise not_found("video")
     await session.commit()
-    return respond(request, CommentOut.model_validate(comment), status=201, message="comment created",
-                   headers={"location": f"/api/v1/videos/{video_id}/comments/{comment.id}"})
+    data = {"id": comment_id, "video_id": video_id, "user_id": principal.user_id, "body": body.body,
+            "created_at": json_time(now)}
+    return respond(request, data, status=201, message="comment created",
+                   headers={"location": f"/api/v1/videos/{video_id}/comments/{comment_id}"})
 
 
 @router.get("/{video_id}/comments/{comment_id}", response_model=Envelope[CommentOut], responses=errors(304, 404),

@@ -33,12 +33,24 @@ def _candidates() -> list[str]:
     return found
 
 
+def _major(exe: str) -> int:
+    words = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=20).stdout.split()
+    major = words[2].lstrip("n").split(".")[0] if len(words) > 2 else ""
+    return int(major) if major.isdigit() else 0
+
+
 def enhanced_ffmpeg(codec: str) -> str | None:
-    """An ffmpeg that encodes `codec` and muxes it into Enhanced FLV (FFmpeg 7 does; Debian 12's 5.1 does not)."""
+    """An ffmpeg that encodes `codec` and muxes it into Enhanced FLV. FFmpeg 7 does; older ones refuse
+    (and Debian 12's 5.1 with SVT-AV1 then hangs instead of exiting), so they are not even tried."""
     for exe in _candidates():
-        probe = subprocess.run([exe, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
-                                "testsrc2=size=64x64:rate=25", "-frames:v", "1", *ENCODERS[codec], "-f", "flv", "-"],
-                               capture_output=True, timeout=60)
+        if _major(exe) < 7:
+            continue
+        try:
+            probe = subprocess.run([exe, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                                    "testsrc2=size=64x64:rate=25", "-frames:v", "1", *ENCODERS[codec], "-f", "flv",
+                                    "-"], capture_output=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            continue
         if probe.returncode == 0 and probe.stdout:
             return exe
     return None

@@ -24,6 +24,29 @@ RESET_AFTER = 30.0  # seconds: an attempt that lasted longer restarts the back-o
 STOP_TIMEOUT = 2.0
 
 
+class Backoff:
+    """The waits between attempts: doubling from `minimum` up to `maximum`, reset by a long attempt.
+
+    With `jitter` each wait is drawn from [half, all] of the current step, so relays that lost the
+    same peer at once do not all come back at once."""
+
+    def __init__(self, minimum: float, maximum: float, *, jitter: bool = False,
+                 rng: random.Random | None = None) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.jitter = jitter
+        self.step = minimum
+        self._rng = rng or random.Random()
+
+    def next(self, ran_for: float) -> float:
+        """The wait after an attempt that lasted `ran_for` seconds."""
+        if ran_for > RESET_AFTER:
+            self.step = self.minimum
+        delay = self.step * (0.5 + self._rng.random() / 2) if self.jitter else self.step
+        self.step = min(self.maximum, self.step * 2)
+        return delay
+
+
 class Reconnecting:
     """Subclasses set `kind` and `expected` and implement `attempt()` (and `wait_ready()` if they
     must wait for something before connecting); they call `running()` once media flows and add
@@ -81,7 +104,7 @@ class Reconnecting:
         raise NotImplementedError
 
     async def run(self) -> None:
-        backoff = self.min_backoff
+        backoff = Backoff(self.min_backoff, self.max_backoff, jitter=self.jitter)
         while True:
             await self.wait_ready()
             self.attempts += 1
@@ -96,8 +119,4 @@ class Reconnecting:
                 self.last_error = repr(exc)
                 log.exception("%s %s <-> %s failed", self.kind, self.name, self.url)
             self.state = "retrying"
-            if time.monotonic() - started > RESET_AFTER:
-                backoff = self.min_backoff
-            delay = backoff * (0.5 + random.random() / 2) if self.jitter else backoff
-            backoff = min(self.max_backoff, backoff * 2)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(backoff.next(time.monotonic() - started))

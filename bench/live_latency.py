@@ -192,7 +192,8 @@ async def read_llhls(base: str, out: HlsResult, stop: asyncio.Event) -> None:
         msn, index = part_position(parts[-1])
         while not stop.is_set():
             r = await http.get(base + "index.m3u8", params={"_HLS_msn": msn, "_HLS_part": index + 1})
-            if r.status_code != 200:
+            if r.status_code != 200:  # 503: the playlist did not advance in time; ask again
+                await asyncio.sleep(0.1)
                 continue
             await ensure_init(http, base, r.text, out)
             for uri in PART_RE.findall(r.text):

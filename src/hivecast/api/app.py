@@ -20,6 +20,7 @@ from hivecast.api.guard import Guard
 from hivecast.api.responses import respond
 from hivecast.api.revocations import RevocationFeed
 from hivecast.api.routers import api_keys, auth, edges, purges, streams, users, videos
+from hivecast.api.routers import relays as relays_router
 from hivecast.api.routers.common import errors
 from hivecast.api.schemas import ApiRoot, Envelope
 from hivecast.api.uploads import UploadStore
@@ -101,6 +102,7 @@ def create_app(node: Node | None = None, *, settings: Settings | None = None, st
 
     for module in (auth, users, streams, videos, edges, purges, api_keys):
         v1.include_router(module.router)
+    v1.include_router(relays_router.router)
     app.include_router(v1)
 
     app.add_middleware(Guard, ctx=ctx, openapi=app.openapi)

@@ -14,6 +14,11 @@ Forms of the payload (`AccessUnit.data`):
   a keyframe access unit carries its parameter sets (H.265: VPS too) in band before the slice.
 - AAC: one raw AAC frame (no ADTS header); the AudioSpecificConfig is `TrackInfo.config`.
 - Opus: one Opus packet (RFC 6716), 48 kHz timebase.
+- AV1: one temporal unit as OBUs with size fields (the "low overhead bitstream format", as in MP4
+  and FLV samples); `TrackInfo.config` is the AV1CodecConfigurationRecord (av1C, with the sequence
+  header OBU in its configOBUs).
+- VP9: one frame (or superframe) as the encoder wrote it; `TrackInfo.config` is the
+  VPCodecConfigurationRecord as the vpcC box carries it (version and flags first).
 Timestamps `pts`/`dts` count ticks of `timebase` per second (90000 for video, the sample rate for
 audio, 48000 for Opus). They start near zero when the stream goes live; dts strictly increases per
 track (video pts jumps around it when the stream has B-frames). All tracks of a stream share one
@@ -46,11 +51,12 @@ from hivecast.events import EventBus
 
 log = logging.getLogger(__name__)
 
-Codec = Literal["h264", "aac", "h265", "opus"]
+Codec = Literal["h264", "aac", "h265", "opus", "av1", "vp9"]
 StreamState = Literal["live", "offline"]
 Sink = Callable[["AccessUnit"], None]
 
 DEFAULT_READER_QUEUE = 512  # access units (about 8 s of 25 fps video plus 48 kHz AAC)
+VIDEO_CODECS = frozenset({"h264", "h265", "av1", "vp9"})
 GOP_CACHE_MAX_UNITS = 600
 GOP_CACHE_MAX_BYTES = 16 * 1024 * 1024
 
@@ -76,7 +82,8 @@ class TrackInfo:
     id: int
     codec: Codec
     clock_rate: int
-    # H.264/H.265: parameter sets without start codes; AAC: AudioSpecificConfig, sample rate and channels.
+    # H.264/H.265: parameter sets without start codes; AAC: AudioSpecificConfig, sample rate and channels;
+    # AV1/VP9: `config` holds the av1C/vpcC record.
     sps: bytes = b""
     pps: bytes = b""
     config: bytes = b""
@@ -87,7 +94,7 @@ class TrackInfo:
 
     @property
     def kind(self) -> Literal["video", "audio"]:
-        return "video" if self.codec in ("h264", "h265") else "audio"
+        return "video" if self.codec in VIDEO_CODECS else "audio"
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"id": self.id, "codec": self.codec, "kind": self.kind, "clock_rate": self.clock_rate}
@@ -136,7 +143,7 @@ class LiveReader:
         if self.closed:
             return
         if self._need_keyframe:
-            if not (au.keyframe and au.codec in ("h264", "h265")):
+            if not (au.keyframe and au.codec in VIDEO_CODECS):
                 self.dropped += 1
                 return
             self._need_keyframe = False
@@ -144,7 +151,7 @@ class LiveReader:
             # GOP-aware drop: discard what is queued and wait for the next keyframe.
             self.dropped += len(self._queue) + 1
             self._queue.clear()
-            if self._has_video and not (au.keyframe and au.codec in ("h264", "h265")):
+            if self._has_video and not (au.keyframe and au.codec in VIDEO_CODECS):
                 self._need_keyframe = True
                 return
         self._queue.append(au)
@@ -267,7 +274,7 @@ class LiveStream:
             au = AccessUnit(au.track, au.codec, au.pts, au.dts, au.timebase, au.keyframe, au.data, time.monotonic())
         self.units += 1
         self.bytes += len(au.data)
-        video = au.codec in ("h264", "h265")
+        video = au.codec in VIDEO_CODECS
         if video and au.keyframe:
             self._gop.clear()
             self._gop_bytes = 0

@@ -7,7 +7,8 @@ only for CodedFrames). Audio: AAC (AudioSpecificConfig or raw frames) and the En
 audio header (sound format 9, FourCC Opus/mp4a/...). Multitrack packets are recognised and refused.
 
 Also the codec records: AVCDecoderConfigurationRecord and HEVCDecoderConfigurationRecord to and
-from parameter sets, and Annex-B <-> length-prefixed NAL unit conversion.
+from parameter sets, checks of the AV1 (av1C) and VP9 (vpcC) records, and Annex-B <-> length-prefixed
+NAL unit conversion.
 """
 
 from __future__ import annotations
@@ -265,6 +266,35 @@ def make_avc_config(sps: list[bytes], pps: list[bytes]) -> bytes:
     for ps in pps:
         out += struct.pack(">H", len(ps)) + ps
     return bytes(out)
+
+
+# -- AV1CodecConfigurationRecord (AV1 in ISOBMFF 2.3) and VPCodecConfigurationRecord (VP codecs in ISOBMFF 2.2)
+
+@dataclass(frozen=True, slots=True)
+class PictureConfig:
+    """What a player needs to know before the first AV1/VP9 frame; the record itself is passed on as is."""
+
+    profile: int
+    level: int
+    bit_depth: int
+
+
+def parse_av1_config(record: bytes) -> PictureConfig:
+    """av1C: marker 1 + version 1, seq_profile/level, tier/bit depth/chroma flags, then configOBUs."""
+    if len(record) < 4 or record[0] != 0x81:
+        raise FlvError("not an AV1CodecConfigurationRecord (marker 1, version 1)")
+    high_bitdepth, twelve_bit = (record[2] >> 6) & 1, (record[2] >> 5) & 1
+    return PictureConfig(record[1] >> 5, record[1] & 0x1F, 12 if twelve_bit else 10 if high_bitdepth else 8)
+
+
+def parse_vp9_config(record: bytes) -> PictureConfig:
+    """vpcC as its box carries it (Enhanced RTMP sends it so): version 1 and flags, then 8 bytes and init data."""
+    if len(record) < 12 or record[0] != 1:
+        raise FlvError("not a VPCodecConfigurationRecord (version 1)")
+    init_size = int.from_bytes(record[10:12], "big")
+    if 12 + init_size > len(record):
+        raise FlvError("truncated VPCodecConfigurationRecord")
+    return PictureConfig(record[4], record[5], record[6] >> 4)
 
 
 # -- HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 8.3.3.1) -----------------------------------

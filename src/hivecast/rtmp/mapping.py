@@ -2,16 +2,15 @@
 
 Ingest (`FlvToUnits`): FLV video/audio payloads with RTMP millisecond timestamps become access
 units in the registry's documented form: H.264/H.265 as Annex-B with the parameter sets in band
-on every keyframe, AAC as raw frames, Opus as packets; video on a 90 kHz clock, audio on its
+on every keyframe, AV1 temporal units and VP9 frames as they come (their av1C/vpcC record is the
+track's config), AAC as raw frames, Opus as packets; video on a 90 kHz clock, audio on its
 sample rate. Timestamps are unwrapped past 2^32 ms and rebased so the stream starts near zero.
 
 Egress (`UnitsToFlv`): access units become `FlvMessage`s (sequence headers built from the
-in-band or `TrackInfo` parameter sets, length-prefixed NAL units with composition time offsets).
+in-band or `TrackInfo` parameter sets, length-prefixed NAL units with composition time offsets;
+AV1/VP9 sequence starts from the track's record, frames as they are).
 A `FlvMessage` serializes itself once per form (RTMP chunks for a message stream id, FLV tag)
 and keeps the bytes, so every reader of a stream shares one serialization.
-
-The media package has no codec names for AV1 or VP9 yet: those Enhanced RTMP tracks are parsed
-(flv.py) but not mapped into access units.
 """
 
 from __future__ import annotations
@@ -29,6 +28,9 @@ log = logging.getLogger(__name__)
 
 VIDEO_TRACK, AUDIO_TRACK = 0, 1
 VIDEO_CLOCK = 90_000
+NAL_CODECS = ("h264", "h265")
+RECORD_CODECS = ("av1", "vp9")  # frames pass through; the sequence start is a configuration record
+VIDEO_CODECS = NAL_CODECS + RECORD_CODECS
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 # Shared media goes on chunk streams the per-connection ChunkWriter never uses, so header compression
 # state on the command streams is never disturbed by type-0 media chunks.
@@ -120,9 +122,12 @@ class FlvToUnits:
 
     def tracks(self) -> list[TrackInfo]:
         out: list[TrackInfo] = []
-        if self.video_config and self.video_codec in ("h264", "h265"):
-            width = int(self.metadata.get("width") or 0) if isinstance(self.metadata.get("width"), float) else 0
-            height = int(self.metadata.get("height") or 0) if isinstance(self.metadata.get("height"), float) else 0
+        width = int(self.metadata.get("width") or 0) if isinstance(self.metadata.get("width"), float) else 0
+        height = int(self.metadata.get("height") or 0) if isinstance(self.metadata.get("height"), float) else 0
+        if self.video_config and self.video_codec in RECORD_CODECS:
+            out.append(TrackInfo(VIDEO_TRACK, "av1" if self.video_codec == "av1" else "vp9", VIDEO_CLOCK,
+                                 config=self.video_config, width=width, height=height))
+        elif self.video_config and self.video_codec in NAL_CODECS:
             out.append(TrackInfo(VIDEO_TRACK, "h264" if self.video_codec == "h264" else "h265", VIDEO_CLOCK,
                                  sps=self.sps, pps=self.pps,
                                  config=self.video_config if self.video_codec == "h265" else b"",
@@ -144,14 +149,20 @@ class FlvToUnits:
         self.saw_video = True
         if pkt.command or pkt.end_of_sequence:
             return None
-        if pkt.codec not in ("h264", "h265"):
+        if pkt.codec not in VIDEO_CODECS:
             if pkt.codec not in self.unsupported:
                 self.unsupported.add(pkt.codec)
                 log.warning("RTMP video codec %s is not carried into the live registry", pkt.codec)
             return None
         if pkt.sequence_header:
+            if pkt.codec == "av1":
+                flv.parse_av1_config(pkt.data)
+            elif pkt.codec == "vp9":
+                flv.parse_vp9_config(pkt.data)
             self.video_codec = pkt.codec
             self.video_config = pkt.data
+            if pkt.codec in RECORD_CODECS:
+                return None
             if pkt.codec == "h264":
                 avc = flv.parse_avc_config(pkt.data)
                 self.length_size = avc.length_size
@@ -168,13 +179,17 @@ class FlvToUnits:
             return None
         if not self.video_config or pkt.codec != self.video_codec:
             return None  # frames before their sequence header cannot be decoded
+        dts = self._ts(timestamp) * 90
+        if pkt.codec in RECORD_CODECS:
+            # No reordering in FLV for these: a frame's presentation time is its tag time.
+            return AccessUnit(VIDEO_TRACK, "av1" if pkt.codec == "av1" else "vp9", dts, dts, VIDEO_CLOCK,
+                              pkt.keyframe, pkt.data)
         nals = flv.split_length_prefixed(pkt.data, self.length_size)
         if pkt.keyframe and self.params:
             kind = flv.h264_type if pkt.codec == "h264" else flv.h265_type
             param_types = {7, 8} if pkt.codec == "h264" else {32, 33, 34}
             if not any(kind(n) in param_types for n in nals):
                 nals = self.params + nals
-        dts = self._ts(timestamp) * 90
         pts = dts + pkt.composition_time * 90
         return AccessUnit(VIDEO_TRACK, "h264" if pkt.codec == "h264" else "h265", pts, dts, VIDEO_CLOCK, pkt.keyframe, flv.to_annexb(nals))
 
@@ -244,7 +259,7 @@ def metadata_message(tracks: list[TrackInfo], extra: dict[str, Any] | None = Non
     meta: dict[str, Any] = {"server": "hivecast"}
     for t in tracks:
         if t.kind == "video":
-            meta["videocodecid"] = 7.0 if t.codec == "h264" else float(int.from_bytes(b"hvc1", "big"))
+            meta["videocodecid"] = 7.0 if t.codec == "h264" else float(int.from_bytes(flv.VIDEO_FOURCC[t.codec], "big"))
             if t.width:
                 meta["width"], meta["height"] = float(t.width), float(t.height)
         else:
@@ -282,6 +297,9 @@ class UnitsToFlv:
                     self._params = tuple(([t.vps] if t.vps else []) + [t.sps, t.pps])
                 self.video_header = FlvMessage(VIDEO, 0, flv.video_payload(
                     "h265", keyframe=True, sequence_header=True, data=record), True)
+            elif t.codec in RECORD_CODECS and t.config:
+                self.video_header = FlvMessage(VIDEO, 0, flv.video_payload(
+                    t.codec, keyframe=True, sequence_header=True, data=t.config), True)
 
     def headers(self) -> list[FlvMessage]:
         return [m for m in (self.video_header, self.audio_header) if m is not None]
@@ -319,6 +337,10 @@ class UnitsToFlv:
             cts = (au.pts - au.dts) * 1000 // tb
             out.append(FlvMessage(VIDEO, ts, flv.video_payload(
                 au.codec, keyframe=au.keyframe, composition_time=cts, data=flv.to_length_prefixed(frame)), au.keyframe))
+        elif au.codec in RECORD_CODECS:
+            if self.video_header is not None:
+                out.append(FlvMessage(VIDEO, ts, flv.video_payload(au.codec, keyframe=au.keyframe, data=au.data),
+                                      au.keyframe))
         elif au.codec in ("aac", "opus"):
             if self.audio_header is None:
                 return out

@@ -1,7 +1,7 @@
 """Relays: push a live stream to another RTMP server, and pull one from an RTMP URL.
 
-Each relay is one task with a reconnect loop and exponential back-off, and a `status()` dict
-(state, attempts, last error, bytes) for the API and the CLI.
+Each relay is a `Reconnecting` (hivecast.net): one task with a reconnect loop and exponential
+back-off, and a `status()` dict (state, attempts, reconnects, last error, bytes) for the API and the CLI.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 from hivecast.media import LiveRegistry, Publisher, StreamBusyError, StreamEnded
 from hivecast.net import NetError
+from hivecast.net.reconnect import Reconnecting
 from hivecast.rtmp import amf0
 from hivecast.rtmp.chunk import AUDIO, DATA_AMF0, VIDEO, Message
 from hivecast.rtmp.client import RtmpClient
@@ -24,58 +24,14 @@ from hivecast.rtmp.session import MediaReceived, MetadataReceived
 log = logging.getLogger(__name__)
 
 
-class _Relay:
+class _Relay(Reconnecting):
     kind = "relay"
+    expected = (NetError, RtmpError, OSError, TimeoutError, StreamBusyError)
 
     def __init__(self, registry: LiveRegistry, name: str, url: str, *, retry_min: float = 1.0,
                  retry_max: float = 30.0) -> None:
+        super().__init__(name, url, min_backoff=retry_min, max_backoff=retry_max)
         self.registry = registry
-        self.name = name
-        self.url = url
-        self.retry_min = retry_min
-        self.retry_max = retry_max
-        self.state = "idle"
-        self.attempts = 0
-        self.last_error = ""
-        self.bytes = 0
-        self.connected_since = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    def status(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "url": self.url, "state": self.state, "attempts": self.attempts,
-                "last_error": self.last_error, "bytes": self.bytes,
-                "connected_for": round(time.monotonic() - self.connected_since, 1) if self.state == "running" else 0.0}
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"rtmp {self.kind} {self.name}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._task, 2.0)
-            self._task = None
-        self.state = "stopped"
-
-    async def _once(self) -> None:
-        raise NotImplementedError
-
-    async def _run(self) -> None:
-        delay = self.retry_min
-        while True:
-            self.attempts += 1
-            started = time.monotonic()
-            try:
-                await self._once()
-                self.last_error = ""
-            except (NetError, RtmpError, OSError, TimeoutError, StreamBusyError) as exc:
-                self.last_error = str(exc) or type(exc).__name__
-                log.info("rtmp %s %s -> %s: %s", self.kind, self.name, self.url, self.last_error)
-            self.state = "retrying"
-            if time.monotonic() - started > 30:
-                delay = self.retry_min  # it ran for a while: start the back-off again
-            await asyncio.sleep(delay)
-            delay = min(self.retry_max, delay * 2)
 
 
 class PushRelay(_Relay):
@@ -83,10 +39,12 @@ class PushRelay(_Relay):
 
     kind = "push"
 
-    async def _once(self) -> None:
+    async def wait_ready(self) -> None:
         self.state = "waiting"
         while self.registry.get(self.name) is None:
             await asyncio.sleep(0.25)
+
+    async def attempt(self) -> None:
         reader = self.registry.subscribe(self.name, maxlen=1024)
         stream = reader.stream
         try:
@@ -96,8 +54,7 @@ class PushRelay(_Relay):
                 await client.publish()
                 # Read what the target sends (acks, pings, errors) alongside our writes.
                 incoming = asyncio.get_running_loop().create_task(client.consume())
-                self.state = "running"
-                self.connected_since = time.monotonic()
+                self.running()
                 conv = UnitsToFlv(stream.tracks)
                 meta = metadata_message(stream.tracks)
                 client.session.send(_data_message(client, meta.payload))
@@ -140,7 +97,7 @@ class PullSource(_Relay):
 
     kind = "pull"
 
-    async def _once(self) -> None:
+    async def attempt(self) -> None:
         self.state = "connecting"
         client = await RtmpClient.open(self.url)
         publisher: Publisher | None = None
@@ -148,8 +105,7 @@ class PullSource(_Relay):
             await client.play()
             ingest = FlvToUnits()
             held: list[tuple[int, int, bytes]] = []
-            self.state = "running"
-            self.connected_since = time.monotonic()
+            self.running()
             while True:
                 for ev in await client.events(timeout=30):
                     if isinstance(ev, MetadataReceived):
@@ -198,7 +154,7 @@ class Forwarder(_Relay):
         super().__init__(registry or LiveRegistry(), source, url, retry_min=retry_min, retry_max=retry_max)
         self.source = source
 
-    async def _once(self) -> None:
+    async def attempt(self) -> None:
         self.state = "connecting"
         src = await RtmpClient.open(self.source)
         try:
@@ -207,8 +163,7 @@ class Forwarder(_Relay):
             try:
                 await dst.publish()
                 incoming = asyncio.get_running_loop().create_task(dst.consume())
-                self.state = "running"
-                self.connected_since = time.monotonic()
+                self.running()
                 try:
                     while True:
                         for ev in await src.events(timeout=30):

@@ -1,7 +1,8 @@
 """RTSP client (asyncio adapter): play a remote stream over TCP interleaved, and pull it into the registry.
 
 `RtspClient` speaks the methods; `PullSource` keeps one remote stream published locally under a
-name, reconnecting with exponential back-off (with jitter) when the source goes away.
+name and `PushTarget` publishes a local one to a remote server, each a `Reconnecting`
+(hivecast.net): reconnecting with exponential back-off (with jitter) when the peer goes away.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from hivecast.media.live import LiveRegistry, Publisher, StreamBusyError
 from hivecast.net import Connection, NetError, UdpEndpoint, connect, open_udp
+from hivecast.net.reconnect import Reconnecting
 from hivecast.rtp import is_rtcp
 from hivecast.rtp.rtcp import parse_compound
 from hivecast.rtsp.auth import parse_digest
@@ -228,59 +230,29 @@ class RtspClient:
                 await self._reader
 
 
-class PullSource:
+class PullSource(Reconnecting):
     """Keep `url` published locally as `name`: DESCRIBE, SETUP, PLAY; reconnect on loss.
 
     Media comes over TCP interleaved (default) or RTP/AVP over UDP (`transport="udp"`), with an
     RR per track every second either way.
     """
 
+    kind = "pull"
+    expected = (ClientError, NetError, StreamBusyError, ValueError)
+
     def __init__(self, url: str, name: str, registry: LiveRegistry, *, min_backoff: float = 1.0,
                  max_backoff: float = 30.0, stall_timeout: float = 10.0, transport: str = "tcp") -> None:
         if transport not in ("tcp", "udp"):
             raise ValueError("transport must be tcp or udp")
+        super().__init__(name, url, min_backoff=min_backoff, max_backoff=max_backoff, jitter=True)
         self.transport = transport
-        self.url = url
-        self.name = name
         self.registry = registry
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
         self.stall_timeout = stall_timeout
-        self._task: asyncio.Task[None] | None = None
-        self.attempts = 0
         self.connected = 0
-        self.last_error: str | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.run(), name=f"rtsp-pull-{self.name}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-
-    async def run(self) -> None:
-        backoff = self.min_backoff
-        while True:
-            self.attempts += 1
-            started = time.monotonic()
-            try:
-                await self.pull_once()
-            except asyncio.CancelledError:
-                raise
-            except (ClientError, NetError, StreamBusyError, ValueError) as exc:
-                self.last_error = str(exc)
-                log.warning("pull %s from %s: %s", self.name, self.url, exc)
-            except Exception as exc:
-                self.last_error = repr(exc)
-                log.exception("pull %s from %s failed", self.name, self.url)
-            if time.monotonic() - started > 30:
-                backoff = self.min_backoff  # it ran for a while: start backing off afresh
-            delay = backoff * (0.5 + random.random() / 2)
-            backoff = min(self.max_backoff, backoff * 2)
-            await asyncio.sleep(delay)
+    async def attempt(self) -> None:
+        self.state = "connecting"
+        await self.pull_once()
 
     async def pull_once(self) -> None:
         """One connection's worth of pulling; returns or raises when the source is lost."""
@@ -300,6 +272,7 @@ class PullSource:
                     receiver.on_rtcp(parse_compound(data), now, time.time())
                 return
             last_media = now
+            self.bytes += len(data)
             for au in receiver.on_rtp(data, now):
                 publisher.send(au)
 
@@ -333,6 +306,7 @@ class PullSource:
             publisher = self.registry.publish(self.name, [t.info for t in tracks if t.info is not None],
                                               source=f"pull {client.target.url}")
             self.connected += 1
+            self.running()
             log.info("pulling %s into %s over %s", client.target.url, self.name, self.transport)
             keepalive = max(1.0, min(client.session_timeout / 2, 20.0))
             next_keepalive = time.monotonic() + keepalive
@@ -397,56 +371,29 @@ class PullSource:
         report_to.append((receiver, send_rr))
 
 
-class PushTarget:
+class PushTarget(Reconnecting):
     """Publish local stream `name` to a remote RTSP server (ANNOUNCE, SETUP with mode=record over TCP
     interleaved, RECORD), re-publishing while the local stream lives; reconnects with back-off."""
 
+    kind = "push"
+    expected = (ClientError, NetError, ValueError)
+
     def __init__(self, name: str, url: str, registry: LiveRegistry, *, mtu: int = 1200,
                  min_backoff: float = 1.0, max_backoff: float = 30.0) -> None:
-        self.name = name
-        self.url = url
+        super().__init__(name, url, min_backoff=min_backoff, max_backoff=max_backoff, jitter=True)
         self.registry = registry
         self.mtu = mtu
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
-        self._task: asyncio.Task[None] | None = None
-        self.attempts = 0
         self.connected = 0
         self.sent_units = 0
-        self.last_error: str | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.run(), name=f"rtsp-push-{self.name}")
+    async def wait_ready(self) -> None:
+        self.state = "waiting"
+        while self.registry.get(self.name) is None:
+            await asyncio.sleep(0.5)  # nothing to push yet
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-
-    async def run(self) -> None:
-        backoff = self.min_backoff
-        while True:
-            if self.registry.get(self.name) is None:
-                await asyncio.sleep(0.5)  # nothing to push yet
-                continue
-            self.attempts += 1
-            started = time.monotonic()
-            try:
-                await self.push_once()
-            except asyncio.CancelledError:
-                raise
-            except (ClientError, NetError, ValueError) as exc:
-                self.last_error = str(exc)
-                log.warning("push %s to %s: %s", self.name, self.url, exc)
-            except Exception as exc:
-                self.last_error = repr(exc)
-                log.exception("push %s to %s failed", self.name, self.url)
-            if time.monotonic() - started > 30:
-                backoff = self.min_backoff
-            await asyncio.sleep(backoff * (0.5 + random.random() / 2))
-            backoff = min(self.max_backoff, backoff * 2)
+    async def attempt(self) -> None:
+        self.state = "connecting"
+        await self.push_once()
 
     async def push_once(self) -> None:
         from hivecast.media.live import StreamEnded, StreamNotLiveError
@@ -474,6 +421,7 @@ class PushTarget:
                 channels[track.id] = spec.interleaved[0] if spec.interleaved else 2 * i
             await client.checked("RECORD", headers={"Range": "npt=0.000-"})
             self.connected += 1
+            self.running()
             log.info("pushing %s to %s", self.name, client.target.url)
             ssrcs = {t.id: random.getrandbits(32) for t in stream.tracks}
             seqs = {t.id: random.getrandbits(16) for t in stream.tracks}
@@ -495,6 +443,7 @@ class PushTarget:
                     seq = (seq + 1) & 0xFFFF
                 seqs[au.track] = seq
                 self.sent_units += 1
+                self.bytes += out.size
             raise ClientError("server closed the connection")
         finally:
             reader.close()

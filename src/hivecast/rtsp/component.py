@@ -57,12 +57,14 @@ class RtspComponent:
             pull = PullSource(url.removesuffix("#udp"), name, registry, transport=transport)
             pull.start()
             self._extras.append(pull)
+            node.services.setdefault("rtsp_relays", []).append(pull)  # status for the API
         for name, url in settings.rtsp.push.items():
             from hivecast.rtsp.client import PushTarget
 
             push = PushTarget(name, url, registry, mtu=settings.rtsp.mtu)
             push.start()
             self._extras.append(push)
+            node.services.setdefault("rtsp_relays", []).append(push)
 
     @staticmethod
     def _metrics(node: Node, server: RtspServer, registry: LiveRegistry) -> None:

@@ -203,7 +203,8 @@ class StreamRelay:
         self._offsets = {t.id: random.getrandbits(32) for t in stream.tracks}
         # Wall-clock instant of media time zero, so SRs of every track map to one clock (lip sync).
         self._epoch_wall = time.time() - (time.monotonic() - stream.started_at)
-        self._tracks = {t.id: t for t in stream.tracks}
+        # AV1/VP9 have no RTP packetizer here: describe() leaves them out, and so does the relay.
+        self._tracks = {t.id: t for t in stream.tracks if t.codec in ("h264", "h265", "aac", "opus")}
         self.readers: dict[str, RelayReader] = {}
         self._remove_sink: Callable[[], None] | None = stream.add_sink(self.on_access_unit)
 

@@ -126,10 +126,54 @@ def test_egress_h265_from_in_band_parameter_sets() -> None:
     assert back is not None and back.codec == "h265" and back.keyframe
 
 
+# Sequence starts as ffmpeg 9 writes them in Enhanced FLV (libsvtav1 320x240, libvpx-vp9 320x240).
+AV1C = bytes.fromhex("81000c000a0b0200000521e7fde017c0") + b"\x10"
+VPCC = bytes.fromhex("010000000014820202020000")
+
+
+@pytest.mark.parametrize(("codec", "record", "frame"), [
+    ("av1", AV1C, bytes.fromhex("12000a0b0200000521e7fde257c80232")),
+    ("vp9", VPCC, bytes.fromhex("824983420013f00ef60638241c184a00")),
+])
+def test_av1_and_vp9_ride_through_the_registry_form(codec: str, record: bytes, frame: bytes) -> None:
+    ingest = FlvToUnits()
+    ingest.set_metadata({"videocodecid": float(int.from_bytes(flv.VIDEO_FOURCC[codec], "big")),
+                         "width": 320.0, "height": 240.0})
+    assert ingest.video(500, flv.video_payload(codec, keyframe=True, sequence_header=True, data=record)) is None
+    assert ingest.ready
+    (track,) = ingest.tracks()
+    assert (track.codec, track.kind, track.config, track.width) == (codec, "video", record, 320)
+    key = ingest.video(500, flv.video_payload(codec, keyframe=True, data=frame))
+    inter = ingest.video(540, flv.video_payload(codec, keyframe=False, data=frame[:5]))
+    assert key is not None and inter is not None
+    assert (key.codec, key.keyframe, key.data, key.pts, key.dts) == (codec, True, frame, 0, 0)
+    assert not inter.keyframe and inter.pts == inter.dts == 40 * 90
+
+    egress = UnitsToFlv([track])
+    (header,) = egress.headers()
+    parsed = flv.parse_video(header.payload)
+    assert (parsed.codec, parsed.sequence_header, parsed.data) == (codec, True, record)
+    (msg,) = egress.convert(inter)
+    back = flv.parse_video(msg.payload)
+    assert (back.codec, back.keyframe, back.data, msg.timestamp) == (codec, False, frame[:5], 40)
+
+
+def test_av1_and_vp9_records_are_checked() -> None:
+    assert flv.parse_av1_config(AV1C) == flv.PictureConfig(0, 0, 8)
+    assert flv.parse_vp9_config(VPCC) == flv.PictureConfig(0, 20, 8)
+    with pytest.raises(FlvError):
+        flv.parse_av1_config(b"\x01\x00\x0c\x00")
+    with pytest.raises(FlvError):
+        flv.parse_vp9_config(VPCC[:10] + b"\x00\x05")  # init data longer than the record
+    with pytest.raises(FlvError):
+        FlvToUnits().video(0, flv.video_payload("vp9", keyframe=True, sequence_header=True, data=b"\x00" * 12))
+
+
 @given(st.binary(max_size=200))
 @settings(max_examples=400, deadline=None)
 def test_tag_parsers_fuzz(data: bytes) -> None:
-    for parse in (flv.parse_video, flv.parse_audio, flv.parse_avc_config, flv.parse_hevc_config):
+    for parse in (flv.parse_video, flv.parse_audio, flv.parse_avc_config, flv.parse_hevc_config,
+                  flv.parse_av1_config, flv.parse_vp9_config):
         try:
             parse(data)
         except FlvError:

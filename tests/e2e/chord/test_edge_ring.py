@@ -54,7 +54,10 @@ async def start_edges(origin: ScriptedOrigin, tmp_path: Path, n: int, seeds: lis
     ports = [(http_port or free_port(), free_port()) for _ in range(n)]
     seed_ports = seeds if seeds is not None else [ring for _, ring in ports]
     seed_args = [arg for port in seed_ports for arg in ("--ring-seed", f"127.0.0.1:{port}")]
-    env = {**os.environ, "HIVECAST_LOG_LEVEL": "warning", "HIVECAST_CDN__HEARTBEAT_INTERVAL": "600"}
+    # Generous ring deadlines: a loaded machine must not turn a peer fill into an origin fallback,
+    # which this test would count as a second origin fetch (the fallbacks have their own tests).
+    env = {**os.environ, "HIVECAST_LOG_LEVEL": "warning", "HIVECAST_CDN__HEARTBEAT_INTERVAL": "600",
+           "HIVECAST_CDN__RING_TIMEOUT": "15", "HIVECAST_CDN__RING_LOOKUP_TIMEOUT": "10"}
     edges = []
     for i, (http, ring) in enumerate(ports, start=first):
         proc = await asyncio.create_subprocess_exec(

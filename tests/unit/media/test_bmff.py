@@ -77,6 +77,17 @@ def test_mutated_real_fragments_only_raise_box_error(position: int, garbage: byt
                 pass
 
 
+def test_a_trun_without_sample_fields_cannot_declare_billions_of_samples() -> None:
+    stream, packets = encoded_packets(6)
+    muxer = FragmentMuxer(stream)
+    frag = bytearray(muxer.mux(packets).data)
+    trun = frag.index(b"trun")
+    # flags 0 (no per-sample fields, no data offset): the sample table takes no bytes at all.
+    frag[trun + 4:trun + 12] = struct.pack(">II", 0, 0xFFFFFFFF)
+    with pytest.raises(BoxError, match="samples"):
+        parse_fragment(bytes(frag))
+
+
 def test_box_sizes_are_checked() -> None:
     with pytest.raises(BoxError):
         list(iter_boxes(struct.pack(">I4s", 100, b"moof")))

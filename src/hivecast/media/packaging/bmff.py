@@ -18,6 +18,7 @@ from hivecast.media.packaging.h265 import ptl_from_hvcc
 
 MAX_DEPTH = 12
 MAX_BOXES = 100_000
+MAX_TRUN_SAMPLES = 1_000_000  # a 10 s PCM segment at 48 kHz is 480,000
 CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"mvex", b"moof", b"traf", b"edts", b"dinf"}
 
 
@@ -293,6 +294,9 @@ def parse_fragment(data: bytes | bytearray | memoryview, defaults: dict[int, Tra
             per = 4 * bin(flags & 0xF00).count("1")
             if count * per > trun.end - pos:
                 raise BoxError("trun sample table beyond its box")
+            if count > MAX_TRUN_SAMPLES:
+                # Without per-sample fields the table takes no bytes, so the box size cannot bound it.
+                raise BoxError(f"trun declares {count} samples (limit {MAX_TRUN_SAMPLES})")
             for i in range(count):
                 duration = default_duration
                 sample_flags = default_flags

@@ -5,7 +5,6 @@ status code each route can return."""
 from __future__ import annotations
 
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -32,21 +31,6 @@ if TYPE_CHECKING:
     from hivecast.store import Store
 
 PREFIX = "/api/v1"
-_heap_frozen = False
-
-
-def _freeze_startup_heap() -> None:
-    """Everything loaded by now (modules, routes, schemas: most of a node's heap) lives as long as
-    the process: take it out of the collector's full passes, which scanned all of it every second or
-    two under API load and stalled every request for 0.1-0.3 s each time. Once per process:
-    a process running many nodes one after another (the tests) would otherwise freeze each one's
-    garbage for good."""
-    global _heap_frozen
-    if not _heap_frozen:
-        _heap_frozen = True
-        gc.freeze()
-
-
 def create_app(node: Node | None = None, *, settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     settings = settings or (node.settings if node is not None else Settings.model_validate({}))
     if store is None and node is not None:
@@ -59,7 +43,6 @@ def create_app(node: Node | None = None, *, settings: Settings | None = None, st
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        _freeze_startup_heap()
         if ctx.redis is not None:
             # The blocking subscription gets its own client: the shared one has a short read timeout.
             from redis.asyncio import Redis

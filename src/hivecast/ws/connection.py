@@ -31,6 +31,8 @@ _PIECE = 256 * 1024  # frames bigger than this are written in pieces of this siz
 class Channel(Protocol):
     """What the adapter needs from a byte transport; `hivecast.http.RawChannel` provides it."""
 
+    @property
+    def transport(self) -> asyncio.Transport | None: ...
     def set_receiver(self, on_data: Callable[[bytes], None], on_eof: Callable[[], None]) -> None: ...
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
     def write_buffer_size(self) -> int: ...
@@ -96,9 +98,8 @@ class WebSocket:
         self._deferred: list[bytes] = []
         self._large_lock = asyncio.Lock()
         self.state: dict[str, Any] = {}  # free for the application (user, room, ...)
-        # The transport under the channel, for the broadcast fast path (RawChannel keeps it on its owner).
-        owner = getattr(channel, "_owner", None)
-        self._transport: asyncio.WriteTransport | None = getattr(owner, "transport", None)
+        # The transport under the channel, for the broadcast fast path.
+        self._transport: asyncio.WriteTransport | None = channel.transport
 
     # ---- wiring ----
     def start(self) -> None:

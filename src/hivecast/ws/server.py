@@ -57,9 +57,8 @@ class WebSocketServer:
                     return refusal
 
             async def on_upgrade(channel: RawChannel) -> None:
-                # send() waits for the peer above our own high-water mark, not the HTTP one. RawChannel
-                # has no public setter for it yet, hence the reach into its owner.
-                transport = getattr(getattr(channel, "_owner", None), "transport", None)
+                # send() waits for the peer above our own high-water mark, not the HTTP one
+                transport = channel.transport
                 if transport is not None:
                     transport.set_write_buffer_limits(high=opts.write_high)
                 proto = WebSocketProtocol(Side.SERVER, deflate=accepted.deflate, limits=Limits(

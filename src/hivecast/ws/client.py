@@ -159,7 +159,7 @@ async def connect(url: str, *, options: Options | None = None, origin: str | Non
     sock_proto.channel = channel
     proto = WebSocketProtocol(Side.CLIENT, deflate=deflate, limits=Limits(
         max_message_size=opts.max_message_size, compress_min_size=opts.compress_min_size,
-                    compress_level=opts.compress_level))
+                    compress_level=opts.compress_level), deliver_before_failing=True)
     ws = WebSocket(channel, proto, opts, path=parts.path or "/", headers=head, subprotocol=sub, peer=sock_proto.peer)
     ws.start()
     if opts.ping_interval is not None or opts.idle_timeout is not None:

@@ -63,7 +63,7 @@ class WebSocketServer:
                     transport.set_write_buffer_limits(high=opts.write_high)
                 proto = WebSocketProtocol(Side.SERVER, deflate=accepted.deflate, limits=Limits(
                     max_message_size=opts.max_message_size, compress_min_size=opts.compress_min_size,
-                    compress_level=opts.compress_level))
+                    compress_level=opts.compress_level), deliver_before_failing=True)
                 ws = WebSocket(channel, proto, opts, path=request.path, query=request.query,
                                headers=request.headers, subprotocol=accepted.subprotocol, peer=request.client)
                 await self.serve(ws, app)

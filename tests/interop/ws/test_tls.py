@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from hivecast.ws import HandshakeError, connect
+from tests.interop.ws.helpers import assert_echoes
 
 pytestmark = pytest.mark.interop
 
 NAMES = ("localhost", "ws.test")
-MESSAGES: list[str | bytes] = ["hello", "κόσμε " * 300, b"\x00\x01\xff", b"z" * (1 << 20), ""]
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:
@@ -69,9 +69,7 @@ async def test_our_client_over_tls_to_websockets_server(tls_echo: TlsEcho) -> No
     async with asyncio.timeout(30):
         ws = await connect(f"wss://localhost:{tls_echo.port}/echo", ssl=tls_echo.trusting())
         assert ws.deflate is not None  # permessage-deflate inside TLS
-        for m in MESSAGES:
-            await ws.send(m)
-            assert await ws.recv() == m
+        await assert_echoes(ws)
         await ws.ping()
         await ws.close(1000, "bye")
         assert ws.close_code == 1000

@@ -96,6 +96,11 @@ class RawChannel:
         return data
 
     @property
+    def transport(self) -> asyncio.Transport | None:
+        """The socket's transport (None once gone): for write-buffer tuning and fast-path writes."""
+        return self._owner.transport
+
+    @property
     def closed(self) -> bool:
         t = self._owner.transport
         return t is None or t.is_closing()

@@ -17,6 +17,7 @@ from hivecast.http import Request, Response
 from hivecast.realtime.fanout import Fanout, LocalFanout, RedisFanout
 from hivecast.realtime.history import ChatHistory
 from hivecast.realtime.hub import HubConfig, RealtimeHub
+from hivecast.realtime.sanctions import SanctionStore
 from hivecast.ws import Options, WebSocket, WebSocketServer, echo
 from hivecast.ws.handshake import OriginCheck
 
@@ -75,10 +76,11 @@ class WebSocketRoutes:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         secret = load_or_create_secret(settings.data_dir, settings.auth.jwt_secret)
         history = await self._history(node)
+        sanctions = SanctionStore(self._engine) if history is not None else None
         fanout = await self._fanout(settings.redis_url)
         self.hub = RealtimeHub(HubConfig(anonymous_read=cfg.anonymous_read, max_length=cfg.chat_max_length,
                                          rate_count=cfg.chat_rate_count, rate_window=cfg.chat_rate_window,
-                                         history_size=cfg.history_size), fanout, history, secret)
+                                         history_size=cfg.history_size), fanout, history, secret, sanctions)
         try:
             await self.hub.start()
         except Exception as exc:
@@ -133,15 +135,17 @@ class WebSocketRoutes:
             node.metrics.limit.labels(name=f"ws.{key}").set(float(getattr(cfg, key)))
 
     async def _history(self, node: Node) -> ChatHistory | None:
+        """Chat history (and the stored mutes and bans beside it), or None without a usable database."""
         engine = node.services.get("db")
-        if engine is None:
-            from sqlalchemy.ext.asyncio import create_async_engine
-
-            engine = create_async_engine(node.settings.effective_database_url)
-            self._own_engine = True
-        self._engine = engine
-        history = ChatHistory(engine)
         try:
+            if engine is None:
+                # no store component started (a node built without it): open and migrate the database here
+                from hivecast.store import open_store
+
+                engine = (await open_store(node.settings.effective_database_url)).engine
+                self._own_engine = True
+            self._engine = engine
+            history = ChatHistory(engine)
             await history.create()
         except Exception as exc:
             log.warning("realtime: chat history disabled, database not usable: %s", exc)

@@ -23,6 +23,7 @@ from hivecast.realtime import schema
 from hivecast.realtime.fanout import Fanout
 from hivecast.realtime.history import ChatHistory
 from hivecast.realtime.moderation import MODERATOR_ROLES, RoomModeration
+from hivecast.realtime.sanctions import SanctionStore
 from hivecast.ws import ConnectionClosed, WebSocket, broadcast
 
 log = logging.getLogger(__name__)
@@ -65,17 +66,23 @@ class Room:
     history: collections.deque[dict[str, Any]] | None = None
     remote_viewers: dict[str, tuple[int, float]] = field(default_factory=dict)  # node -> (count, seen)
     last_viewers_sent: int = -1
+    sanctions_loaded: bool = False
+    # moderation events delivered while the stored sanctions are being read: replayed on top of them
+    moderation_journal: list[tuple[str, str, float | None]] | None = None
 
 
 class RealtimeHub:
-    def __init__(self, config: HubConfig, fanout: Fanout, history: ChatHistory | None, secret: str) -> None:
+    def __init__(self, config: HubConfig, fanout: Fanout, history: ChatHistory | None, secret: str,
+                 sanctions: SanctionStore | None = None) -> None:
         self.config = config
         self.fanout = fanout
         self.history = history
+        self.sanctions = sanctions
         self.secret = secret
         self.node_id = uuid.uuid4().hex[:12]
         self.rooms: dict[str, Room] = {}
         self._history_locks: dict[str, asyncio.Lock] = {}
+        self._sanction_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.delivered = 0
 
@@ -156,7 +163,10 @@ class RealtimeHub:
             action, user = payload.get("action"), payload.get("user")
             if isinstance(action, str) and isinstance(user, str):
                 until = payload.get("until")
-                room.moderation.apply(action, user, float(until) if isinstance(until, (int, float)) else None)
+                until_f = float(until) if isinstance(until, (int, float)) else None
+                room.moderation.apply(action, user, until_f)
+                if room.moderation_journal is not None:
+                    room.moderation_journal.append((action, user, until_f))
                 if action == "ban":
                     for ws in list(room.members):
                         ident = ws.state.get("identity")
@@ -202,6 +212,34 @@ class RealtimeHub:
     def _loaded(room: Room) -> bool:
         return room.history is not None
 
+    @staticmethod
+    def _sanctions_loaded(room: Room) -> bool:
+        return room.sanctions_loaded
+
+    async def _load_sanctions(self, room: Room) -> None:
+        """Mutes and bans stored in the database, once per room and node, before anyone joins."""
+        if room.sanctions_loaded or self.sanctions is None:
+            return
+        lock = self._sanction_locks.setdefault(room.name, asyncio.Lock())
+        async with lock:
+            if self._sanctions_loaded(room):  # another member's join read them while we waited
+                return
+            room.moderation_journal = []
+            try:
+                rows = await self.sanctions.active(room.name, time.time())
+            except Exception:
+                log.exception("realtime: loading mutes and bans of %s failed", room.name)
+                rows = None
+            journal, room.moderation_journal = room.moderation_journal, None
+            if rows is not None:
+                # the database has every action taken before the read; what arrived during it goes on top
+                loaded = RoomModeration(self.config.rate_count, self.config.rate_window)
+                for action, user, until in [*rows, *journal]:
+                    loaded.apply(action, user, until)
+                room.moderation.muted_until = loaded.muted_until
+                room.moderation.banned = loaded.banned
+            room.sanctions_loaded = True
+
     # ---- connections ----
     def authenticate(self, token: str) -> Identity:
         claims: AccessClaims = decode_access_token(token, secret=self.secret)
@@ -237,6 +275,7 @@ class RealtimeHub:
         if ws.closed or not ws.open:
             return
         room = self.room(room_name)
+        await self._load_sanctions(room)
         if identity is not None and identity.id in room.moderation.banned:
             await ws.close(4003, "banned")
             return
@@ -326,6 +365,12 @@ class RealtimeHub:
                    "by": identity.id}
         if until is not None and msg.action == "mute":
             payload["until"] = until
+        if self.sanctions is not None:
+            try:
+                await self.sanctions.record(room.name, msg.action, msg.user,
+                                            until if msg.action == "mute" else None, identity.id)
+            except Exception:
+                log.exception("realtime: storing a %s failed", msg.action)
         await self.publish(room.name, "moderation", payload)
         return identity
 

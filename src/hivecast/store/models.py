@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -124,3 +124,19 @@ class Purge(Base):
     requested_by: Mapped[str] = mapped_column(String(32), ForeignKey("users.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(16), default="published")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class RoomSanction(Base):
+    """A mute or ban in a real-time room (`hivecast.realtime`), read when the room opens on a node.
+
+    `room` and `user_id` are the room name and the JWT subject, not foreign keys: rooms are stream
+    names that need no row, and tokens may come from another issuer sharing the secret.
+    """
+
+    __tablename__ = "realtime_sanctions"
+    room: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # mute | ban
+    until: Mapped[float | None] = mapped_column(Float)  # Unix time the mute ends; None: until lifted
+    by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

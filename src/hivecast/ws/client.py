@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl as ssl_module
 import time
 from collections.abc import Sequence
 from typing import cast
@@ -106,16 +107,30 @@ class _ClientSocket(asyncio.Protocol):
 async def connect(url: str, *, options: Options | None = None, origin: str | None = None,
                   subprotocols: Sequence[str] = (), headers: Sequence[tuple[str, str]] = (),
                   open_timeout: float = 10.0, client_no_context_takeover: bool = False,
-                  write_buffer_max: int | None = None) -> WebSocket:
-    """Open a client connection to a ws:// URL (wss is not supported: TLS ends in front of us)."""
+                  write_buffer_max: int | None = None, ssl: ssl_module.SSLContext | None = None,
+                  server_hostname: str | None = None) -> WebSocket:
+    """Open a client connection to a ws:// or wss:// URL.
+
+    wss:// uses `ssl` (default: the system's trust store with hostname checking) and sends SNI and
+    checks the certificate for `server_hostname` (default: the URL's host). `open_timeout` bounds
+    the TCP connect, the TLS handshake and the WebSocket handshake together.
+    """
     opts = options or Options()
     parts = urlsplit(url)
-    if parts.scheme != "ws":
-        raise ValueError(f"only ws:// URLs are supported, not {url!r}")
+    if parts.scheme not in ("ws", "wss"):
+        raise ValueError(f"only ws:// and wss:// URLs are supported, not {url!r}")
+    secure = parts.scheme == "wss"
+    if ssl is not None and not secure:
+        raise ValueError(f"an ssl context was given for a plain ws:// URL: {url!r}")
     host = parts.hostname or "127.0.0.1"
-    port = parts.port or 80
+    port = parts.port or (443 if secure else 80)
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    hs = ClientHandshake(f"{host}:{port}" if parts.port else host, resource, origin=origin,
+    host_header = f"[{host}]" if ":" in host else host  # RFC 3986: an IPv6 literal keeps its brackets
+    if parts.port:
+        host_header += f":{port}"
+    tls_context = (ssl or ssl_module.create_default_context()) if secure else None
+    sni = (server_hostname or host) if secure else None
+    hs = ClientHandshake(host_header, resource, origin=origin,
                          subprotocols=subprotocols, enable_deflate=opts.enable_deflate,
                          client_no_context_takeover=client_no_context_takeover, extra_headers=headers)
     loop = asyncio.get_running_loop()
@@ -123,7 +138,10 @@ async def connect(url: str, *, options: Options | None = None, origin: str | Non
     try:
         async with asyncio.timeout(open_timeout):
             try:
-                transport, _ = await loop.create_connection(lambda: sock_proto, host, port)
+                transport, _ = await loop.create_connection(lambda: sock_proto, host, port, ssl=tls_context,
+                                                            server_hostname=sni)
+            except ssl_module.SSLError as exc:
+                raise HandshakeError(f"TLS handshake with {host}:{port} failed: {exc}", 502) from None
             except OSError as exc:
                 raise translate_os_error(exc, (host, port), action="websocket connect") from None
             try:
@@ -141,7 +159,7 @@ async def connect(url: str, *, options: Options | None = None, origin: str | Non
     sock_proto.channel = channel
     proto = WebSocketProtocol(Side.CLIENT, deflate=deflate, limits=Limits(
         max_message_size=opts.max_message_size, compress_min_size=opts.compress_min_size,
-                    compress_level=opts.compress_level))
+                    compress_level=opts.compress_level), deliver_before_failing=True)
     ws = WebSocket(channel, proto, opts, path=parts.path or "/", headers=head, subprotocol=sub, peer=sock_proto.peer)
     ws.start()
     if opts.ping_interval is not None or opts.idle_timeout is not None:

@@ -31,6 +31,8 @@ _PIECE = 256 * 1024  # frames bigger than this are written in pieces of this siz
 class Channel(Protocol):
     """What the adapter needs from a byte transport; `hivecast.http.RawChannel` provides it."""
 
+    @property
+    def transport(self) -> asyncio.Transport | None: ...
     def set_receiver(self, on_data: Callable[[bytes], None], on_eof: Callable[[], None]) -> None: ...
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
     def write_buffer_size(self) -> int: ...
@@ -96,9 +98,8 @@ class WebSocket:
         self._deferred: list[bytes] = []
         self._large_lock = asyncio.Lock()
         self.state: dict[str, Any] = {}  # free for the application (user, room, ...)
-        # The transport under the channel, for the broadcast fast path (RawChannel keeps it on its owner).
-        owner = getattr(channel, "_owner", None)
-        self._transport: asyncio.WriteTransport | None = getattr(owner, "transport", None)
+        # The transport under the channel, for the broadcast fast path.
+        self._transport: asyncio.WriteTransport | None = channel.transport
 
     # ---- wiring ----
     def start(self) -> None:
@@ -128,9 +129,32 @@ class WebSocket:
                 self._ping_waiters.clear()
             elif type(ev) is Closed:
                 self._on_closed(ev.code, ev.reason)
+        if proto.failure_held:
+            self._hold_failure()
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)
+
+    def _hold_failure(self) -> None:
+        """Bad input came after good messages: fail once the application has taken them (recv() finds
+        the queue empty) or after `close_timeout`, whichever is first; read nothing more meanwhile."""
+        if not self._queue:
+            self._fail_held()
+            return
+        if not self._paused:
+            self._paused = True
+            self.channel.pause_reading()
+        asyncio.get_running_loop().call_later(self.options.close_timeout, self._fail_held)
+
+    def _fail_held(self) -> None:
+        proto = self.protocol
+        if not proto.failure_held:
+            return
+        proto.fail_held()
+        self._write(proto.data_to_send())
+        for ev in proto.events_received():
+            if type(ev) is Closed:
+                self._on_closed(ev.code, ev.reason)
 
     def _on_eof(self) -> None:
         self.protocol.receive_eof()
@@ -193,6 +217,8 @@ class WebSocket:
     async def recv(self) -> str | bytes:
         """The next message; raises `ConnectionClosed` once the connection is closed and drained."""
         while not self._queue:
+            if self.protocol.failure_held:
+                self._fail_held()
             if self._closed.is_set() or self.protocol.state is State.CLOSED:
                 raise ConnectionClosed(self.close_code or 1006, self.close_reason)
             self._waiter = asyncio.get_running_loop().create_future()

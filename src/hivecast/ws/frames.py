@@ -68,27 +68,36 @@ class Frame:
 
 # _XOR[k] maps every byte b to b ^ k: XOR with a constant byte as one `bytes.translate` call.
 _XOR = [bytes(b ^ k for b in range(256)) for k in range(256)]
+_SMALL = 2048  # below this a big-integer XOR wins (no table passes); above it the strided tables do
 
 
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
-    """XOR with the 4-byte key (section 5.3), in C loops rather than a Python byte loop.
+    """XOR with the 4-byte key (section 5.3), in C loops rather than a Python byte loop."""
+    return mask_slice(data, 0, len(data), mask)
+
+
+def mask_slice(buf: bytes | bytearray | memoryview, start: int, n: int, mask: bytes) -> bytes:
+    """`apply_mask(buf[start:start + n], mask)` without first copying the slice out of `buf`.
 
     Small payloads: one big-integer XOR. Large ones: byte i of every 4 is XORed with mask[i], so
-    the payload splits into four strided slices, each translated with a constant-XOR table (about
-    twice as fast as the big integer at 64 KiB, whose conversions to and from bytes dominate).
+    the payload splits into four strided slices (taken straight from the receive buffer), each
+    translated with a constant-XOR table and put back in place: about 0.9 ns a byte, against 1.7
+    for the big integer, whose conversions to and from bytes dominate at 64 KiB.
     """
-    n = len(data)
     if n == 0:
         return b""
-    if n < 2048:
+    end = start + n
+    if n < _SMALL:
         key = (mask * ((n >> 2) + 1))[:n]
-        return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
-    b = data if type(data) is bytes else bytes(data)
+        return (int.from_bytes(buf[start:end], "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+    if type(buf) is memoryview:
+        buf = buf[start:end].tobytes()  # strided slices of a memoryview are slow: copy once
+        start, end = 0, n
     out = bytearray(n)
-    out[0::4] = b[0::4].translate(_XOR[mask[0]])
-    out[1::4] = b[1::4].translate(_XOR[mask[1]])
-    out[2::4] = b[2::4].translate(_XOR[mask[2]])
-    out[3::4] = b[3::4].translate(_XOR[mask[3]])
+    out[0::4] = buf[start:end:4].translate(_XOR[mask[0]])
+    out[1::4] = buf[start + 1 : end : 4].translate(_XOR[mask[1]])
+    out[2::4] = buf[start + 2 : end : 4].translate(_XOR[mask[2]])
+    out[3::4] = buf[start + 3 : end : 4].translate(_XOR[mask[3]])
     return bytes(out)
 
 
@@ -128,17 +137,29 @@ class FrameParser:
     __slots__ = ("_buf", "_pos", "allowed_rsv1", "expect_masked", "max_frame_size")
 
     def __init__(self, *, expect_masked: bool, max_frame_size: int, allowed_rsv1: bool = False) -> None:
-        self._buf = bytearray()
+        # The bytes object the loop handed us while nothing else is buffered (parsed in place, never
+        # copied); a bytearray only while a partial frame waits for the rest.
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         self.expect_masked = expect_masked
         self.max_frame_size = max_frame_size
         self.allowed_rsv1 = allowed_rsv1
 
     def feed(self, data: bytes) -> None:
+        buf = self._buf
         if self._pos:
-            del self._buf[: self._pos]
+            if type(buf) is bytearray:
+                del buf[: self._pos]  # cheap: bytearray drops a prefix by moving its start
+            else:
+                buf = buf[self._pos :]
             self._pos = 0
-        self._buf += data
+        if not buf:
+            self._buf = data if type(data) is bytes else bytes(data)
+            return
+        if type(buf) is not bytearray:
+            buf = bytearray(buf)
+        buf += data
+        self._buf = buf
 
     @property
     def buffered(self) -> int:
@@ -193,15 +214,16 @@ class FrameParser:
         if avail < head + length:
             return None
         start = pos + head
+        end = start + length
         if masked:
-            mask = bytes(buf[start - 4 : start])
-            data = apply_mask(memoryview(buf)[start : start + length], mask)
+            data = mask_slice(buf, start, length, bytes(buf[start - 4 : start]))
         else:
-            data = bytes(buf[start : start + length])
-        self._pos = start + length
-        if self._pos == len(buf):
-            buf.clear()
+            data = bytes(buf[start:end])
+        if end == len(buf):
+            self._buf = b""
             self._pos = 0
+        else:
+            self._pos = end
         return Frame(opcode, data, fin, rsv1)
 
 

@@ -73,13 +73,17 @@ class Limits:
 class WebSocketProtocol:
     __slots__ = (
         "_close_received", "_close_sent", "_compressor", "_decoder", "_events", "_frag_compressed", "_frag_op",
-        "_frag_parts", "_frag_size", "_inflater", "_mask", "_out", "_parser", "close_code", "close_reason",
-        "deflate", "limits", "side", "state",
+        "_frag_parts", "_frag_size", "_held_failure", "_inflater", "_mask", "_out", "_parser", "close_code",
+        "close_reason", "deflate", "deliver_before_failing", "limits", "side", "state",
     )
 
     def __init__(self, side: Side, *, deflate: DeflateParams | None = None, limits: Limits | None = None,
-                 mask_source: Callable[[int], bytes] = os.urandom) -> None:
+                 mask_source: Callable[[int], bytes] = os.urandom, deliver_before_failing: bool = False) -> None:
         self.side = side
+        # When bad input follows whole messages in the same bytes, hold the failure until the caller has
+        # handled those messages (and maybe answered them) and calls `fail_held()`; see there.
+        self.deliver_before_failing = deliver_before_failing
+        self._held_failure: tuple[int, str] | None = None
         self.limits = limits or Limits()
         self.deflate = deflate
         self.state = State.OPEN
@@ -116,8 +120,8 @@ class WebSocketProtocol:
 
     # ---- input ----
     def receive_data(self, data: bytes) -> None:
-        if self.state is State.CLOSED or self._close_received:
-            return  # section 5.5.1: nothing after the close frame counts
+        if self.state is State.CLOSED or self._close_received or self._held_failure is not None:
+            return  # section 5.5.1: nothing after the close frame counts (nor after broken framing)
         parser = self._parser
         parser.feed(data)
         try:
@@ -156,7 +160,25 @@ class WebSocketProtocol:
                     self._decoder = _new_utf8_decoder() if op == 0x1 else None
                     self._append(frame.data, frame.fin)
         except PeerProtocolError as exc:
-            self._fail(exc.code, str(exc))
+            if self.deliver_before_failing and any(type(e) is Message for e in self._events):
+                self._held_failure = (exc.code, str(exc))
+            else:
+                self._fail(exc.code, str(exc))
+
+    @property
+    def failure_held(self) -> bool:
+        return self._held_failure is not None
+
+    def fail_held(self) -> None:
+        """Fail the connection for the bad input held back by `deliver_before_failing`.
+
+        Section 7.1.7 says to fail on bad input; it does not make the valid messages before it void.
+        Holding the failure lets their answers go out before the close frame (Autobahn 3.2, 4.1.3,
+        5.15, ...: echo the good message, then close 1002). Nothing more is read meanwhile.
+        """
+        held, self._held_failure = self._held_failure, None
+        if held is not None and self.state is not State.CLOSED:
+            self._fail(*held)
 
     def _done(self) -> bool:
         return self._close_received or self.state is State.CLOSED
@@ -204,6 +226,7 @@ class WebSocketProtocol:
             self._finish(code, reason, by_peer=True)
 
     def receive_eof(self) -> None:
+        self.fail_held()
         if self.state is not State.CLOSED:
             self._finish(1006, "connection lost", by_peer=True)
 

@@ -57,14 +57,13 @@ class WebSocketServer:
                     return refusal
 
             async def on_upgrade(channel: RawChannel) -> None:
-                # send() waits for the peer above our own high-water mark, not the HTTP one. RawChannel
-                # has no public setter for it yet, hence the reach into its owner.
-                transport = getattr(getattr(channel, "_owner", None), "transport", None)
+                # send() waits for the peer above our own high-water mark, not the HTTP one
+                transport = channel.transport
                 if transport is not None:
                     transport.set_write_buffer_limits(high=opts.write_high)
                 proto = WebSocketProtocol(Side.SERVER, deflate=accepted.deflate, limits=Limits(
                     max_message_size=opts.max_message_size, compress_min_size=opts.compress_min_size,
-                    compress_level=opts.compress_level))
+                    compress_level=opts.compress_level), deliver_before_failing=True)
                 ws = WebSocket(channel, proto, opts, path=request.path, query=request.query,
                                headers=request.headers, subprotocol=accepted.subprotocol, peer=request.client)
                 await self.serve(ws, app)

@@ -34,6 +34,15 @@ async def next_of(ws: WebSocket, kind: str, pred: Callable[[dict[str, Any]], boo
                 return msg
 
 
+async def refused_with(ws: WebSocket, limit: float = 10.0) -> int | None:
+    """Read until the server closes the connection; its close code."""
+    with pytest.raises(ConnectionClosed):
+        async with asyncio.timeout(limit):
+            while True:
+                await ws.recv()
+    return ws.close_code
+
+
 @pytest.fixture
 async def node(node_factory: Any) -> Any:
     return await node_factory(auth={"jwt_secret": SECRET}, ws={"chat_rate_count": 3, "chat_rate_window": 60.0,
@@ -82,6 +91,37 @@ async def test_history_survives_a_restart(node_factory: Any, tmp_path: Any) -> N
     await ws2.close()
 
 
+async def test_mute_and_ban_survive_a_restart(node_factory: Any, tmp_path: Any) -> None:
+    flags = {"auth": {"jwt_secret": SECRET}, "data_dir": tmp_path / "shared"}
+    first = await node_factory(**flags)
+    mod = await connect(ws_url(first, f"/ws/live/strict?token={token('mia', 'streamer')}"))
+    await mod.send(json.dumps({"type": "mute", "user": "dave"}))
+    await next_of(mod, "moderation", lambda m: m["action"] == "mute")
+    await mod.send(json.dumps({"type": "mute", "user": "erin", "seconds": 600}))
+    await next_of(mod, "moderation", lambda m: m["user"] == "erin")
+    await mod.send(json.dumps({"type": "ban", "user": "troll"}))
+    await next_of(mod, "moderation", lambda m: m["action"] == "ban")
+    await mod.send(json.dumps({"type": "mute", "user": "fred", "seconds": 600}))
+    await mod.send(json.dumps({"type": "unmute", "user": "fred"}))
+    await next_of(mod, "moderation", lambda m: m["action"] == "unmute")
+    await mod.close()
+    await first.stop()
+
+    second = await node_factory(**flags)  # same data dir, so the same SQLite database
+    for muted in ("dave", "erin"):
+        ws = await connect(ws_url(second, f"/ws/live/strict?token={token(muted)}"))
+        await next_of(ws, "history")
+        await ws.send(json.dumps({"type": "chat", "text": "still here?"}))
+        assert (await next_of(ws, "error"))["code"] == "muted"
+        await ws.close()
+    banned = await connect(ws_url(second, f"/ws/live/strict?token={token('troll')}"))
+    assert await refused_with(banned) == 4003
+    unmuted = await connect(ws_url(second, f"/ws/live/strict?token={token('fred')}"))
+    await unmuted.send(json.dumps({"type": "chat", "text": "free again"}))
+    assert (await next_of(unmuted, "chat"))["text"] == "free again"
+    await unmuted.close()
+
+
 async def test_limits_rate_and_moderation(node: Any) -> None:
     import websockets
 
@@ -121,11 +161,7 @@ async def test_limits_rate_and_moderation(node: Any) -> None:
                     await troll.recv()
         assert troll.close_code == 4003
     again = await connect(ws_url(node, f"/ws/live/modroom?token={token('troll')}"))
-    with pytest.raises(ConnectionClosed):
-        async with asyncio.timeout(10):
-            while True:
-                await again.recv()
-    assert again.close_code == 4003
+    assert await refused_with(again) == 4003
     late = await connect(ws_url(node, "/ws/live/modroom"))
     texts = [m["text"] for m in (await next_of(late, "history"))["messages"]]
     assert "spam 0" not in texts and "spam 1" in texts

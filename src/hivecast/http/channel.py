@@ -118,6 +118,19 @@ class RawChannel:
             raise BufferLimitExceeded("peer reads too slowly: write buffer over the limit", address=self.peer)
         t.write(data)
 
+    def writelines(self, chunks: list[bytes]) -> None:
+        """Several buffers in one go (one `writev` on uvloop): a frame head and its payload need no join."""
+        t = self._owner.transport
+        if t is None or t.is_closing():
+            raise ConnectionReset("write on a closed connection", address=self.peer)
+        total = 0
+        for c in chunks:
+            total += len(c)
+        if t.get_write_buffer_size() + total > self._owner.write_buffer_max:
+            t.abort()
+            raise BufferLimitExceeded("peer reads too slowly: write buffer over the limit", address=self.peer)
+        t.writelines(chunks)
+
     async def drain(self, timeout: float | None = None) -> None:
         try:
             async with asyncio.timeout(self._owner.write_timeout if timeout is None else timeout):

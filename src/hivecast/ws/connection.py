@@ -35,6 +35,7 @@ class Channel(Protocol):
     def transport(self) -> asyncio.Transport | None: ...
     def set_receiver(self, on_data: Callable[[bytes], None], on_eof: Callable[[], None]) -> None: ...
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
+    def writelines(self, chunks: list[bytes]) -> None: ...
     def write_buffer_size(self) -> int: ...
     async def drain(self, timeout: float | None = None) -> None: ...
     def pause_reading(self) -> None: ...
@@ -80,6 +81,8 @@ class WebSocket:
         self.is_client = protocol.side is Side.CLIENT
         self._queue: collections.deque[str | bytes] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
+        # Taken once: on Python 3.11 every get_running_loop() is a getpid() system call.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._paused = False
         self._queued_bytes = 0
         self._closed = asyncio.Event()
@@ -198,8 +201,10 @@ class WebSocket:
             self._drop_slow()
             return False
         try:
-            for c in chunks:
-                ch.write(c)
+            if len(chunks) == 1:
+                ch.write(chunks[0])
+            elif chunks:
+                ch.writelines(chunks)  # a frame head and its payload, or several frames: one writev
         except Exception:  # the channel aborted itself (its own hard limit) or is gone
             self._on_closed(1006, "write failed")
             return False
@@ -221,7 +226,10 @@ class WebSocket:
                 self._fail_held()
             if self._closed.is_set() or self.protocol.state is State.CLOSED:
                 raise ConnectionClosed(self.close_code or 1006, self.close_reason)
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -251,7 +259,10 @@ class WebSocket:
         self.protocol.send_message(data)
         out = self.protocol.data_to_send()
         self.last_activity = time.monotonic()
-        if len(out) == 1 and len(out[0]) <= _PIECE:
+        size = 0
+        for chunk in out:
+            size += len(chunk)
+        if size <= _PIECE:
             if not self._write(out):
                 raise ConnectionClosed(self.close_code or 1006, self.close_reason)
         else:

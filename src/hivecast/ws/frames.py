@@ -113,17 +113,23 @@ def serialize_frame(frame: Frame, mask: bytes | None = None) -> bytes:
 def encode_frame(opcode: int, data: bytes, *, fin: bool = True, rsv1: bool = False, rsv2: bool = False,
                  rsv3: bool = False, mask: bytes | None = None) -> bytes:
     b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0) | (0x10 if rsv3 else 0) | opcode
-    n = len(data)
-    mbit = 0x80 if mask is not None else 0
-    if n < 126:
-        head = bytes((b0, mbit | n))
-    elif n < 65536:
-        head = _PACK_H(b0, mbit | 126, n)
-    else:
-        head = _PACK_Q(b0, mbit | 127, n)
+    head = _head(b0, len(data), 0x80 if mask is not None else 0)
     if mask is None:
         return head + data
     return head + mask + apply_mask(data, mask)
+
+
+def frame_head(opcode: int, length: int, *, rsv1: bool = False) -> bytes:
+    """The head of an unmasked final frame, for writing it and its payload as two buffers (no join)."""
+    return _head((0xC0 if rsv1 else 0x80) | opcode, length, 0)
+
+
+def _head(b0: int, n: int, mbit: int) -> bytes:
+    if n < 126:
+        return bytes((b0, mbit | n))
+    if n < 65536:
+        return _PACK_H(b0, mbit | 126, n)
+    return _PACK_Q(b0, mbit | 127, n)
 
 
 class FrameParser:

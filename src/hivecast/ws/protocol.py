@@ -16,7 +16,14 @@ from dataclasses import dataclass
 
 from hivecast.ws.deflate import Compressor, Decompressor, DeflateParams
 from hivecast.ws.errors import ConnectionClosed, InvalidPayload, MessageTooBig, PeerProtocolError
-from hivecast.ws.frames import FrameParser, Opcode, close_payload, encode_frame, parse_close_payload
+from hivecast.ws.frames import (
+    FrameParser,
+    Opcode,
+    close_payload,
+    encode_frame,
+    frame_head,
+    parse_close_payload,
+)
 
 
 class Side(enum.Enum):
@@ -59,6 +66,7 @@ class Closed:
 Event = Message | Ping | Pong | Closed
 
 _new_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+_JOIN_MAX = 4096  # bigger unmasked payloads are queued apart from their frame head rather than copied after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,16 +256,21 @@ class WebSocketProtocol:
         mask = self._mask(4) if self._mask is not None else None
         return encode_frame(opcode, data, rsv1=rsv1, mask=mask)
 
-    def encode_message(self, data: str | bytes) -> bytes:
-        """The bytes of one whole message as a single frame (compressed when negotiated and worth it)."""
+    def _payload(self, data: str | bytes) -> tuple[int, bytes, bool]:
+        """(opcode, payload, rsv1) of one whole message, compressed when negotiated and worth it."""
         if isinstance(data, str):
             payload, opcode = data.encode("utf-8"), 0x1
         else:
             payload, opcode = bytes(data), 0x2
         comp = self._compressor
         if comp is not None and len(payload) >= self.limits.compress_min_size:
-            return self._frame(opcode, comp.compress(payload), rsv1=True)
-        return self._frame(opcode, payload)
+            return opcode, comp.compress(payload), True
+        return opcode, payload, False
+
+    def encode_message(self, data: str | bytes) -> bytes:
+        """The bytes of one whole message as a single frame (compressed when negotiated and worth it)."""
+        opcode, payload, rsv1 = self._payload(data)
+        return self._frame(opcode, payload, rsv1)
 
     def _check_open(self) -> None:
         if self._close_sent or self.state is not State.OPEN:
@@ -265,7 +278,13 @@ class WebSocketProtocol:
 
     def send_message(self, data: str | bytes) -> None:
         self._check_open()
-        self._out.append(self.encode_message(data))
+        opcode, payload, rsv1 = self._payload(data)
+        if self._mask is None and len(payload) > _JOIN_MAX:
+            # server frames are not masked: the payload goes out as it is, after its head (no join copy)
+            self._out.append(frame_head(opcode, len(payload), rsv1=rsv1))
+            self._out.append(payload)
+        else:
+            self._out.append(self._frame(opcode, payload, rsv1))
 
     def send_text(self, text: str) -> None:
         self.send_message(text)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from hivecast.ws.errors import MessageTooBig, PeerProtocolError
 from hivecast.ws.frames import (
+    _SMALL,
     Frame,
     FrameParser,
     apply_mask,
@@ -126,9 +127,9 @@ def naive_mask(data: bytes, mask: bytes) -> bytes:
     return bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
-# 0..200 covers every length mod 4 on the big-integer path; the rest cross into the strided-table
-# path (from 2048 bytes) at every length mod 4 and at a 64 KiB frame.
-MASK_LENGTHS = [*range(201), 2047, 2048, 2049, 2050, 2051, 4099, 65536, 65539]
+# 0..200 covers every length mod 4 on the big-integer path; the rest cross into the numpy path
+# (64-bit words, from `frames._SMALL` bytes) at every length mod 8 and at a 64 KiB frame.
+MASK_LENGTHS = [*range(201), *range(_SMALL - 1, _SMALL + 9), 4099, 65536, 65539, 65543]
 
 
 @pytest.mark.parametrize("container", [bytes, bytearray, memoryview])
@@ -190,3 +191,4 @@ def test_fuzzed_bytes_only_raise_protocol_errors(data: bytes, masked: bool, rsv1
             pass
     except PeerProtocolError as exc:
         assert exc.code in (1002, 1009)
+

@@ -24,6 +24,52 @@ class _Owner(Protocol):
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
     async def wait_writable(self) -> None: ...
+    def eof_received(self) -> bool | None: ...
+    def connection_lost(self, exc: Exception | None) -> None: ...
+    def pause_writing(self) -> None: ...
+    def resume_writing(self) -> None: ...
+
+
+class _BufferedReader(asyncio.BufferedProtocol):
+    """The transport's protocol after `set_buffered_receiver`: reads go to the receiver's buffer, and
+    the rest (end of stream, loss, write flow control) to the connection that owned the socket."""
+
+    def __init__(self, owner: _Owner, get_buffer: Callable[[int], memoryview],
+                 buffer_updated: Callable[[int], None]) -> None:
+        self._owner = owner
+        self._get_buffer = get_buffer
+        self._buffer_updated = buffer_updated
+        # the loop calls the receiver's own methods, without a call through this object in between
+        self.get_buffer = get_buffer  # type: ignore[method-assign,assignment]
+        self.buffer_updated = buffer_updated  # type: ignore[method-assign,assignment]
+
+    def data_received(self, data: bytes) -> None:  # for a transport that does not read into buffers
+        _copy_into(self._get_buffer, self._buffer_updated, data)
+
+    def eof_received(self) -> bool | None:
+        return self._owner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._owner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._owner.resume_writing()
+
+
+def _copy_into(get_buffer: Callable[[int], memoryview], buffer_updated: Callable[[int], None], data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        buf = get_buffer(len(view))
+        n = min(len(buf), len(view))
+        if n == 0:
+            raise RuntimeError("receiver offered an empty buffer")
+        buf[:n] = view[:n]
+        del buf
+        buffer_updated(n)
+        view = view[n:]
 
 
 class RawChannel:
@@ -72,6 +118,23 @@ class RawChannel:
         self._owner.resume_reading()
         if self._eof:
             on_eof()
+
+    def set_buffered_receiver(self, get_buffer: Callable[[int], memoryview], buffer_updated: Callable[[int], None],
+                              on_eof: Callable[[], None]) -> bool:
+        """Push mode where the loop reads straight into the receiver's buffer (`asyncio.BufferedProtocol`):
+        no bytes object per read. The transport's protocol becomes a stand-in that passes everything
+        else on to the connection. False (nothing changed) where the transport cannot switch protocols."""
+        t = self._owner.transport
+        if t is None or t.is_closing() or self._eof or not hasattr(t, "set_protocol"):
+            return False
+        self._on_eof = on_eof
+        self._on_data = lambda data: _copy_into(get_buffer, buffer_updated, data)
+        while self._chunks:  # bytes that came with the upgrade request
+            _copy_into(get_buffer, buffer_updated, self._chunks.popleft())
+        self._buffered = 0
+        t.set_protocol(_BufferedReader(self._owner, get_buffer, buffer_updated))
+        self._owner.resume_reading()
+        return True
 
     def pause_reading(self) -> None:
         self._owner.pause_reading()

@@ -34,6 +34,7 @@ class Channel(Protocol):
     @property
     def transport(self) -> asyncio.Transport | None: ...
     def set_receiver(self, on_data: Callable[[bytes], None], on_eof: Callable[[], None]) -> None: ...
+    # optional: def set_buffered_receiver(get_buffer, buffer_updated, on_eof) -> bool (see RawChannel)
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
     def writelines(self, chunks: list[bytes]) -> None: ...
     def write_buffer_size(self) -> int: ...
@@ -106,11 +107,23 @@ class WebSocket:
 
     # ---- wiring ----
     def start(self) -> None:
+        # The loop reads straight into the core's buffers where the channel can hand the socket over so
+        # (no bytes object per read); else bytes are pushed as they come.
+        set_buffered = getattr(self.channel, "set_buffered_receiver", None)
+        if set_buffered is not None and set_buffered(self.protocol.get_buffer, self._on_read, self._on_eof):
+            return
         self.channel.set_receiver(self._on_data, self._on_eof)
 
+    def _on_read(self, nbytes: int) -> None:
+        self.protocol.buffer_updated(nbytes)
+        self._received()
+
     def _on_data(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        self._received()
+
+    def _received(self) -> None:
         proto = self.protocol
-        proto.receive_data(data)
         self.last_received = time.monotonic()
         out = proto.data_to_send()
         if out:

@@ -155,44 +155,96 @@ class FrameParser:
 
     `expect_masked` is True on the server (client frames must be masked, section 5.1) and False on
     the client. `allowed_rsv1` is set when permessage-deflate was negotiated.
+
+    Bytes come in one of two ways. `feed(data)` takes what a `data_received` got. Or the loop reads
+    straight into the parser (an `asyncio.BufferedProtocol`): `get_buffer()`, the read, then
+    `buffer_updated(n)`, the frames, and `settle()`. Reads then land in a receive area shared by every
+    parser on the thread (frames are taken out of it before the next read anywhere), and only a
+    partial frame is moved to a buffer of the connection's own, sized for the rest of that frame: no
+    bytes object per read, no join of the pieces of a large frame.
     """
 
-    __slots__ = ("_buf", "_pos", "allowed_rsv1", "expect_masked", "max_frame_size")
+    __slots__ = ("_buf", "_end", "_pos", "_shared", "allowed_rsv1", "expect_masked", "max_frame_size")
 
     def __init__(self, *, expect_masked: bool, max_frame_size: int, allowed_rsv1: bool = False) -> None:
         # The bytes object the loop handed us while nothing else is buffered (parsed in place, never
-        # copied); a bytearray only while a partial frame waits for the rest.
+        # copied), the shared receive area during buffer_updated(), or a bytearray of our own while a
+        # partial frame waits for the rest; the unparsed bytes are _buf[_pos:_end].
         self._buf: bytes | bytearray = b""
         self._pos = 0
+        self._end = 0
+        self._shared = False
         self.expect_masked = expect_masked
         self.max_frame_size = max_frame_size
         self.allowed_rsv1 = allowed_rsv1
 
     def feed(self, data: bytes) -> None:
-        buf = self._buf
-        if self._pos:
-            if type(buf) is bytearray:
-                del buf[: self._pos]  # cheap: bytearray drops a prefix by moving its start
-            else:
-                buf = buf[self._pos :]
-            self._pos = 0
-        if not buf:
-            self._buf = data if type(data) is bytes else bytes(data)
+        pos, end = self._pos, self._end
+        if pos >= end:
+            whole = self._buf = data if type(data) is bytes else bytes(data)
+            self._pos, self._end = 0, len(whole)
             return
-        if type(buf) is not bytearray:
-            buf = bytearray(buf)
+        buf: bytes | bytearray = self._buf
+        if type(buf) is bytearray and end == len(buf):
+            del buf[:pos]  # cheap: bytearray drops a prefix by moving its start
+        else:
+            buf = bytearray(memoryview(buf)[pos:end])
         buf += data
         self._buf = buf
+        self._pos, self._end = 0, len(buf)
+
+    # ---- the loop reads into us ----
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Where the next read goes (`asyncio.BufferedProtocol.get_buffer`)."""
+        pos, end = self._pos, self._end
+        if pos >= end:
+            area = _recv_area()
+            self._buf, self._pos, self._end, self._shared = area[0], 0, 0, True
+            return area[1]
+        buf = self._buf
+        want = self._room_for(buf, pos, end)
+        if len(buf) - end < want:
+            self._own(buf, pos, end, want)
+            buf, end = self._buf, self._end
+        return memoryview(buf)[end:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._end += nbytes
+
+    def settle(self) -> None:
+        """After the frames of a read were taken: a partial frame leaves the shared area."""
+        if self._pos >= self._end:
+            self._buf, self._pos, self._end, self._shared = b"", 0, 0, False
+        elif self._shared:
+            self._own(self._buf, self._pos, self._end, self._room_for(self._buf, self._pos, self._end))
+
+    def discard(self) -> None:
+        self._buf, self._pos, self._end, self._shared = b"", 0, 0, False
+
+    def _room_for(self, buf: bytes | bytearray, pos: int, end: int) -> int:
+        """Free bytes to offer the next read: the rest of the pending frame, but never more than the
+        bytes already received (plus 4 KiB), so that a peer cannot make us reserve a large frame's
+        size by sending its header alone."""
+        pending = end - pos
+        total = _frame_total(buf, pos, pending)
+        rest = total - pending if total is not None and total > pending else 256
+        return min(rest, max(pending, 4096))
+
+    def _own(self, buf: bytes | bytearray, pos: int, end: int, room: int) -> None:
+        pending = end - pos
+        own = bytearray(pending + room)
+        own[:pending] = memoryview(buf)[pos:end]
+        self._buf, self._pos, self._end, self._shared = own, 0, pending, False
 
     @property
     def buffered(self) -> int:
-        return len(self._buf) - self._pos
+        return self._end - self._pos
 
     def next_frame(self) -> Frame | None:
         """The next complete frame, or None until more bytes arrive. Raises `PeerProtocolError`."""
         buf = self._buf
         pos = self._pos
-        avail = len(buf) - pos
+        avail = self._end - pos
         if avail < 2:
             return None
         b0 = buf[pos]
@@ -240,14 +292,49 @@ class FrameParser:
         end = start + length
         if masked:
             data = mask_slice(buf, start, length, bytes(buf[start - 4 : start]))
+        elif type(buf) is bytes:
+            data = buf[start:end]
         else:
-            data = bytes(buf[start:end])
-        if end == len(buf):
-            self._buf = b""
-            self._pos = 0
+            data = bytes(memoryview(buf)[start:end])
+        if end == self._end:
+            self._pos = self._end = 0
+            if not self._shared:
+                self._buf = b""
         else:
             self._pos = end
         return Frame(opcode, data, fin, rsv1)
+
+
+def _frame_total(buf: bytes | bytearray, pos: int, avail: int) -> int | None:
+    """Head plus payload length of the frame at `pos`, once its head has arrived (not validated)."""
+    if avail < 2:
+        return None
+    b1 = buf[pos + 1]
+    length = b1 & 0x7F
+    head = 6 if b1 & 0x80 else 2
+    if length == 126:
+        if avail < 4:
+            return None
+        length = (buf[pos + 2] << 8) | buf[pos + 3]
+        head += 2
+    elif length == 127:
+        if avail < 10:
+            return None
+        length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+        head += 8
+    return head + length
+
+
+_RECV_AREA = 256 * 1024  # as much as one read may bring (uvloop reads at most 256 KB at a time too)
+_areas = threading.local()
+
+
+def _recv_area() -> tuple[bytearray, memoryview]:
+    area: tuple[bytearray, memoryview] | None = getattr(_areas, "area", None)
+    if area is None:
+        buf = bytearray(_RECV_AREA)
+        area = _areas.area = (buf, memoryview(buf))
+    return area
 
 
 def parse_close_payload(data: bytes) -> tuple[int, str]:

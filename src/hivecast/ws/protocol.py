@@ -130,8 +130,33 @@ class WebSocketProtocol:
     def receive_data(self, data: bytes) -> None:
         if self.state is State.CLOSED or self._close_received or self._held_failure is not None:
             return  # section 5.5.1: nothing after the close frame counts (nor after broken framing)
+        self._parser.feed(data)
+        self._parse()
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Where the transport should read to (the `asyncio.BufferedProtocol` way in; see FrameParser)."""
+        return self._parser.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """`nbytes` were read into the buffer `get_buffer()` gave: the same as `receive_data()` of them."""
         parser = self._parser
-        parser.feed(data)
+        if self._reading_over():
+            parser.discard()
+            return
+        parser.buffer_updated(nbytes)
+        try:
+            self._parse()
+        finally:
+            if self._reading_over():
+                parser.discard()
+            else:
+                parser.settle()
+
+    def _reading_over(self) -> bool:
+        return self.state is State.CLOSED or self._close_received or self._held_failure is not None
+
+    def _parse(self) -> None:
+        parser = self._parser
         try:
             while (frame := parser.next_frame()) is not None:
                 op = frame.opcode

@@ -192,3 +192,72 @@ def test_fuzzed_bytes_only_raise_protocol_errors(data: bytes, masked: bool, rsv1
     except PeerProtocolError as exc:
         assert exc.code in (1002, 1009)
 
+
+def read_into(p: FrameParser, data: bytes, chunk: int) -> list[tuple[int, bytes, bool]]:
+    """What the loop does with a BufferedProtocol: get_buffer, a read of at most `chunk` bytes, buffer_updated."""
+    got = []
+    view = memoryview(data)
+    while view:
+        buf = p.get_buffer(-1)
+        assert len(buf) > 0
+        n = min(len(buf), len(view), chunk)
+        buf[:n] = view[:n]
+        del buf
+        p.buffer_updated(n)
+        while (f := p.next_frame()) is not None:
+            got.append((f.opcode, f.data, f.fin))
+        p.settle()
+        view = view[n:]
+    return got
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000, 65550, 1 << 20])
+def test_reads_into_the_parser_give_the_same_frames_whatever_the_chunking(chunk: int) -> None:
+    rng = random.Random(chunk)
+    frames = [(2, rng.randbytes(n), True) for n in (0, 5, 126, 2051, 65536, 70001)] + [(9, b"ping", True)]
+    raw = b"".join(encode_frame(op, data, fin=fin, mask=rng.randbytes(4)) for op, data, fin in frames)
+    p = FrameParser(expect_masked=True, max_frame_size=1 << 20)
+    assert read_into(p, raw, chunk) == frames
+    assert p.buffered == 0
+
+
+def test_parsers_reading_in_turn_do_not_see_each_others_bytes() -> None:
+    # Every parser on a thread reads into one shared area; a partial frame must leave it before the
+    # next read, whichever parser that read is for.
+    rng = random.Random(7)
+    parsers = [FrameParser(expect_masked=True, max_frame_size=1 << 20) for _ in range(3)]
+    payloads = [[rng.randbytes(rng.choice([3, 300, 5000, 70000])) for _ in range(6)] for _ in parsers]
+    streams = [memoryview(b"".join(encode_frame(2, d, mask=rng.randbytes(4)) for d in ps)) for ps in payloads]
+    got: list[list[bytes]] = [[] for _ in parsers]
+    while any(streams):
+        for i, p in enumerate(parsers):
+            if not streams[i]:
+                continue
+            buf = p.get_buffer(-1)
+            n = min(len(buf), len(streams[i]), rng.randint(1, 9000))
+            buf[:n] = streams[i][:n]
+            del buf
+            p.buffer_updated(n)
+            while (f := p.next_frame()) is not None:
+                got[i].append(f.data)
+            p.settle()
+            streams[i] = streams[i][n:]
+    assert got == payloads
+
+
+def test_a_large_declared_length_does_not_reserve_its_size() -> None:
+    p = FrameParser(expect_masked=True, max_frame_size=1 << 30)
+    head = bytes([0x82, 0x80 | 127]) + (1 << 29).to_bytes(8, "big") + MASK  # 512 MiB declared, nothing sent
+    assert read_into(p, head, 1 << 20) == []
+    assert len(p.get_buffer(-1)) <= 4096
+    assert p.buffered == len(head)
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=400), st.booleans(), st.integers(min_value=1, max_value=64))
+def test_fuzzed_reads_only_raise_protocol_errors(data: bytes, masked: bool, chunk: int) -> None:
+    p = FrameParser(expect_masked=masked, max_frame_size=200)
+    try:
+        read_into(p, data, chunk)
+    except PeerProtocolError as exc:
+        assert exc.code in (1002, 1009)

@@ -237,3 +237,38 @@ def test_fuzzed_frame_sequences_never_crash(frames: list[tuple[int, bytes, bool,
     for ev in p.events_received():
         if isinstance(ev, Closed):
             assert ev.code in (1002, 1007, 1009, 1000, 1001, 1003, 1008, 1010, 1011, 1005) or 3000 <= ev.code < 5000
+
+
+def read_into(p: WebSocketProtocol, raw: bytes, chunk: int) -> None:
+    view = memoryview(raw)
+    while view:
+        buf = p.get_buffer(-1)
+        n = min(len(buf), len(view), chunk)
+        buf[:n] = view[:n]
+        del buf
+        p.buffer_updated(n)
+        view = view[n:]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.integers(0, 15), st.binary(max_size=140), st.booleans(), st.booleans()), max_size=6),
+       st.booleans(), st.integers(min_value=1, max_value=40))
+def test_reads_into_the_core_act_like_received_bytes(frames: list[tuple[int, bytes, bool, bool]], deflate: bool,
+                                                       chunk: int) -> None:
+    # The BufferedProtocol way in (get_buffer / buffer_updated) gives the same events, the same bytes
+    # to send and the same end as receive_data() of the same bytes, whatever the read sizes.
+    raw = b""
+    for op, data, fin, rsv1 in frames:
+        b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | op
+        raw += bytes([b0]) + encode_frame(0, data, mask=MASK)[1:]
+    raw += cframe(1, b"after") + cframe(8, b"\x03\xe8") + cframe(1, b"ignored")
+    outcome = []
+    for buffered in (False, True):
+        p = server(deflate=DeflateParams() if deflate else None, limits=Limits(max_message_size=300))
+        if buffered:
+            read_into(p, raw, chunk)
+        else:
+            for i in range(0, len(raw), chunk):
+                p.receive_data(raw[i : i + chunk])
+        outcome.append((p.events_received(), b"".join(p.data_to_send()), p.state, p.failure_held))
+    assert outcome[0] == outcome[1]

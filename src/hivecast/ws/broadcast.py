@@ -24,30 +24,31 @@ class BroadcastResult:
 
 def broadcast(connections: Iterable[WebSocket], data: str | bytes, *, compress_min_size: int = 64,
               compress_level: int = 1) -> BroadcastResult:
-    result = BroadcastResult()
     frames: dict[object, bytes] = {}
+    plain: bytes | None = None  # the frame for server connections without deflate, the common case
+    sent = failed = encodings = 0
     for ws in connections:
         params = ws.deflate
-        if params is None or params.server_no_context_takeover or ws.is_client:
-            key: object = params if not ws.is_client else id(ws)
-            frame = frames.get(key)
+        if params is None and not ws.is_client:
+            if plain is None:
+                plain = encode_broadcast(data, None)
+                encodings += 1
+            ok = ws.send_prepared(plain)
+        elif ws.is_client:  # clients mask every frame: nothing to share
+            encodings += 1
+            ok = ws.send_nowait(data)
+        elif params is not None and params.server_no_context_takeover:
+            frame = frames.get(params)
             if frame is None:
-                if ws.is_client:  # clients mask every frame: nothing to share
-                    ok = ws.send_nowait(data)
-                    result.encodings += 1
-                    result.sent += ok
-                    result.failed += not ok
-                    continue
-                frame = encode_broadcast(data, params, compress_min_size=compress_min_size,
-                                         compress_level=compress_level)
-                frames[key] = frame
-                result.encodings += 1
+                frame = frames[params] = encode_broadcast(data, params, compress_min_size=compress_min_size,
+                                                          compress_level=compress_level)
+                encodings += 1
             ok = ws.send_prepared(frame)
-        else:
-            result.encodings += 1
+        else:  # a sliding compression window of its own
+            encodings += 1
             ok = ws.send_nowait(data)
         if ok:
-            result.sent += 1
+            sent += 1
         else:
-            result.failed += 1
-    return result
+            failed += 1
+    return BroadcastResult(sent, failed, encodings)

@@ -24,6 +24,7 @@ from hivecast.ws.errors import ConnectionClosed
 from hivecast.ws.protocol import Closed, Message, Pong, Side, State, WebSocketProtocol
 
 log = logging.getLogger(__name__)
+_OPEN = State.OPEN
 
 _PIECE = 256 * 1024  # frames bigger than this are written in pieces of this size by send()
 
@@ -87,6 +88,7 @@ class WebSocket:
         self._paused = False
         self._queued_bytes = 0
         self._closed = asyncio.Event()
+        self._ended = False  # _closed is set: a plain attribute for the broadcast loop
         self.close_code: int | None = None
         self.close_reason = ""
         self.dropped_slow = False
@@ -186,6 +188,7 @@ class WebSocket:
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
         self._closed.set()
+        self._ended = True
         self._wake()
         for w in self._ping_waiters:
             if not w.done():
@@ -330,7 +333,8 @@ class WebSocket:
         The hot loop of a broadcast: straight to the transport when there is one, with the same
         slow-reader rule as `_write` (which the channel's own, higher, hard limit backs up).
         """
-        if self._closed.is_set() or self.protocol.close_sent or self.protocol.state is not State.OPEN:
+        # (the core leaves OPEN as soon as a close frame is queued, so the state alone says "no more")
+        if self._ended or self.protocol.state is not _OPEN:
             return False
         t = self._transport
         if t is None or self._writing_large:

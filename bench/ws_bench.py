@@ -10,7 +10,8 @@ for every server (precomputed masked frames, our frame parser for replies):
   - broadcast: `--receivers` connected clients, one control connection asks the server to send one
     64-byte text message to all of them; the time until the last receiver has it (median of 5).
 All servers run at once; rounds interleave them and each keeps its best figure. It prints a
-table and the ratios of ours against each peer.
+table, the ratios of ours against each peer on those best figures, and the median (and range) of
+the ratios within each round, which a quiet moment for one server alone moves less.
 """
 
 from __future__ import annotations
@@ -345,6 +346,7 @@ def main() -> None:
     names = args.servers.split(",")
     procs: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
     results: dict[str, dict[str, float]] = {}
+    per_round: dict[str, list[dict[str, float]]] = {}
     try:
         for name in names:
             port = free_port()
@@ -367,6 +369,7 @@ def main() -> None:
                 print(f"round {rnd + 1} {name:>10}: echo 32 B {r['echo_32']:>8.0f} rt/s   echo 64 KiB "
                       f"{r['echo_64k']:>7.0f} rt/s   broadcast to {args.receivers}: {r['bcast'] * 1000:>7.1f} ms",
                       flush=True)
+                per_round.setdefault(name, []).append(dict(r))
                 best = results.setdefault(name, r)
                 best["echo_32"] = max(best["echo_32"], r["echo_32"])
                 best["echo_64k"] = max(best["echo_64k"], r["echo_64k"])
@@ -387,6 +390,23 @@ def main() -> None:
                 continue
             print(f"  vs {name:>10}: echo 32 B x{ours['echo_32'] / r['echo_32']:.2f}   "
                   f"echo 64 KiB x{ours['echo_64k'] / r['echo_64k']:.2f}   broadcast x{r['bcast'] / ours['bcast']:.2f}")
+        # A best figure can come from a quiet moment one server had and another did not; the ratio
+        # within each round (servers measured back to back) is steadier on a shared machine.
+        print("\nmedian of the ratios within each round (min-max), ours and the peer measured in the same round:")
+        for name, rounds in per_round.items():
+            if name == "hivecast":
+                continue
+            pairs = list(zip(per_round["hivecast"], rounds, strict=False))
+            e32 = [a["echo_32"] / b["echo_32"] for a, b in pairs]
+            e64 = [a["echo_64k"] / b["echo_64k"] for a, b in pairs]
+            bc = [b["bcast"] / a["bcast"] for a, b in pairs]
+            print(f"  vs {name:>10}: echo 32 B x{statistics.median(e32):.2f} ({_span(e32)})   "
+                  f"echo 64 KiB x{statistics.median(e64):.2f} ({_span(e64)})   "
+                  f"broadcast x{statistics.median(bc):.2f} ({_span(bc)})")
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
 
 
 if __name__ == "__main__":

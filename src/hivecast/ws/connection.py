@@ -24,7 +24,7 @@ from hivecast.ws.errors import ConnectionClosed
 from hivecast.ws.protocol import Closed, Message, Pong, Side, State, WebSocketProtocol
 
 log = logging.getLogger(__name__)
-_OPEN = State.OPEN
+_OPEN, _CLOSED = State.OPEN, State.CLOSED  # module constants: see protocol.py
 
 _PIECE = 256 * 1024  # frames bigger than this are written in pieces of this size by send()
 
@@ -240,7 +240,7 @@ class WebSocket:
         while not self._queue:
             if self.protocol.failure_held:
                 self._fail_held()
-            if self._closed.is_set() or self.protocol.state is State.CLOSED:
+            if self._closed.is_set() or self.protocol.state is _CLOSED:
                 raise ConnectionClosed(self.close_code or 1006, self.close_reason)
             loop = self._loop
             if loop is None:
@@ -323,7 +323,7 @@ class WebSocket:
 
     def send_nowait(self, data: str | bytes) -> bool:
         """Send without waiting; False if the connection is closed or was dropped as a slow reader."""
-        if self.protocol.close_sent or self.protocol.state is not State.OPEN:
+        if self.protocol.close_sent or self.protocol.state is not _OPEN:
             return False
         return self._write([self.protocol.encode_message(data)])
 
@@ -358,7 +358,7 @@ class WebSocket:
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """The closing handshake, bounded by `close_timeout`; the transport is gone when it returns."""
-        if not self._closed.is_set() and self.protocol.state is State.OPEN:
+        if not self._closed.is_set() and self.protocol.state is _OPEN:
             self.protocol.send_close(code, reason)
             self._write(self.protocol.data_to_send())
         await self.wait_closed()
@@ -377,7 +377,7 @@ class WebSocket:
 
     @property
     def open(self) -> bool:
-        return not self._closed.is_set() and self.protocol.state is State.OPEN and not self.protocol.close_sent
+        return not self._closed.is_set() and self.protocol.state is _OPEN and not self.protocol.close_sent
 
     # ---- timers (driven by a sweeper, one per server, or the client's own task) ----
     def check_timers(self, now: float) -> None:
@@ -393,12 +393,12 @@ class WebSocket:
                 self._on_closed(1006, "keepalive timeout")
                 return
         elif (opts.ping_interval is not None and now - self.last_received > opts.ping_interval
-              and self.protocol.state is State.OPEN and not self.protocol.close_sent):
+              and self.protocol.state is _OPEN and not self.protocol.close_sent):
             self.protocol.send_ping(b"hk")
             self._ping_sent_at = now
             self._write(self.protocol.data_to_send())
         if (opts.idle_timeout is not None and now - self.last_activity > opts.idle_timeout
-                and self.protocol.state is State.OPEN and not self.protocol.close_sent):
+                and self.protocol.state is _OPEN and not self.protocol.close_sent):
             self.protocol.send_close(1001, "idle timeout")
             self._write(self.protocol.data_to_send())
             self._abort_handle = asyncio.get_running_loop().call_later(opts.close_timeout, self.channel.abort)

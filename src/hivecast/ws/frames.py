@@ -202,9 +202,11 @@ class FrameParser:
             self._buf, self._pos, self._end, self._shared = area[0], 0, 0, True
             return area[1]
         buf = self._buf
-        want = self._room_for(buf, pos, end)
-        if len(buf) - end < want:
-            self._own(buf, pos, end, want)
+        rest = _missing(buf, pos, end)
+        if len(buf) - end < min(rest, 1024):
+            # grown by at least the bytes already held (or 4 KiB): a frame that trickles in a byte
+            # a read is copied O(log n) times, not once a read
+            self._own(buf, pos, end, min(rest, max(end - pos, 4096)))
             buf, end = self._buf, self._end
         return memoryview(buf)[end:]
 
@@ -216,19 +218,11 @@ class FrameParser:
         if self._pos >= self._end:
             self._buf, self._pos, self._end, self._shared = b"", 0, 0, False
         elif self._shared:
-            self._own(self._buf, self._pos, self._end, self._room_for(self._buf, self._pos, self._end))
+            buf, pos, end = self._buf, self._pos, self._end
+            self._own(buf, pos, end, min(_missing(buf, pos, end), max(end - pos, 4096)))
 
     def discard(self) -> None:
         self._buf, self._pos, self._end, self._shared = b"", 0, 0, False
-
-    def _room_for(self, buf: bytes | bytearray, pos: int, end: int) -> int:
-        """Free bytes to offer the next read: the rest of the pending frame, but never more than the
-        bytes already received (plus 4 KiB), so that a peer cannot make us reserve a large frame's
-        size by sending its header alone."""
-        pending = end - pos
-        total = _frame_total(buf, pos, pending)
-        rest = total - pending if total is not None and total > pending else 256
-        return min(rest, max(pending, 4096))
 
     def _own(self, buf: bytes | bytearray, pos: int, end: int, room: int) -> None:
         pending = end - pos
@@ -303,6 +297,15 @@ class FrameParser:
         else:
             self._pos = end
         return Frame(opcode, data, fin, rsv1)
+
+
+def _missing(buf: bytes | bytearray, pos: int, end: int) -> int:
+    """Bytes the frame at `pos` still lacks (256 while its head is incomplete). Room is offered for
+    them, but never more than the bytes already received (or 4 KiB): a header that declares a large
+    frame reserves nothing by itself."""
+    pending = end - pos
+    total = _frame_total(buf, pos, pending)
+    return total - pending if total is not None and total > pending else 256
 
 
 def _frame_total(buf: bytes | bytearray, pos: int, avail: int) -> int | None:

@@ -261,3 +261,21 @@ def test_fuzzed_reads_only_raise_protocol_errors(data: bytes, masked: bool, chun
         read_into(p, data, chunk)
     except PeerProtocolError as exc:
         assert exc.code in (1002, 1009)
+
+
+def test_a_frame_trickling_in_is_not_copied_once_a_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a peer that sends a large frame a few bytes per segment: the partial frame's buffer grows
+    # geometrically, so it is copied a logarithmic number of times rather than once per read
+    copies = 0
+    own = FrameParser._own
+
+    def counting(self: FrameParser, *args: object) -> None:
+        nonlocal copies
+        copies += 1
+        own(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FrameParser, "_own", counting)
+    data = random.Random(3).randbytes(65536)
+    p = FrameParser(expect_masked=True, max_frame_size=1 << 20)
+    assert read_into(p, encode_frame(2, data, mask=MASK), 3) == [(2, data, True)]
+    assert copies <= 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -19,8 +20,9 @@ from dnslib import DNSRecord, EDNSOption
 from hivecast.cdn.dns_router import DnsResponder, DnsRouter, EdgeDirectory
 from hivecast.cdn.registry import EdgeRegistry
 from hivecast.cdn.selection import RegionMap
+from hivecast.net.errors import AddressInUse
 from hivecast.node import Node
-from tests.conftest import NodeFactory, free_port, node_url
+from tests.conftest import NodeFactory, free_port, free_udp_and_tcp_port, node_url
 from tests.e2e.cdn_support import ScriptedOrigin, running_origin, until
 
 FAST = {"heartbeat_interval": 0.3, "health_interval": 0.5}
@@ -151,7 +153,7 @@ def test_dig_against_router_process(tmp_path: Path) -> None:
     dig = shutil.which("dig")
     if dig is None:
         pytest.skip("dig (dnsutils) is not installed; scripts/provision.sh installs it")
-    port = free_port(__import__("socket").SOCK_DGRAM)
+    port = free_udp_and_tcp_port()
     health = free_port()
     dead = free_port()  # nothing listens here: us1 fails every health check
     # a static edge that answers /healthz: a tiny http.server process
@@ -230,3 +232,16 @@ async def test_router_reads_origin_registry_and_skips_drained_edges(node_factory
         assert answer() == []
     finally:
         await directory.close()
+
+
+async def test_dns_router_on_a_set_port_whose_tcp_side_is_taken_fails_and_frees_udp() -> None:
+    port = free_udp_and_tcp_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        router = DnsRouter(DnsResponder("cdn.example.", regions=RegionMap.from_config({})), list)
+        with pytest.raises(AddressInUse):
+            await router.start("127.0.0.1", port)
+    await asyncio.sleep(0.05)  # a transport closes its socket on a later turn of the loop
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", port))  # the router's UDP socket was closed again

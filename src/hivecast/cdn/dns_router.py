@@ -24,13 +24,14 @@ from hivecast.cdn.registry import probe
 from hivecast.cdn.selection import RegionMap, choose
 from hivecast.cdn.upstream import UpstreamLimits, UpstreamPool
 from hivecast.net import Connection, ConnectionLimits, TcpServer, open_udp
-from hivecast.net.errors import NetError
+from hivecast.net.errors import AddressInUse, NetError
 from hivecast.net.udp import UdpEndpoint
 
 log = logging.getLogger(__name__)
 
 MAX_QUERY = 4096
 ECS_CODE = 8
+_PORT_ATTEMPTS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,10 +231,23 @@ class DnsRouter:
         self.tcp: TcpServer | None = None
 
     async def start(self, host: str, port: int) -> None:
-        self.endpoint = await open_udp(host, port, on_datagram=self._on_query)
-        self.tcp = TcpServer(self._on_tcp, host=host, port=self.endpoint.port, name="dns-tcp",
-                             limits=ConnectionLimits(max_connections=1000, idle_timeout=10.0, read_buffer=8192))
-        await self.tcp.start()
+        """Listen on UDP and TCP at one port number; with port 0, any number free for both.
+
+        The UDP socket picks the number, so on a busy machine TCP may find it taken by some other
+        socket: with port 0 that is retried on a fresh number, with a set port it is the start error.
+        """
+        for attempt in range(_PORT_ATTEMPTS):
+            self.endpoint = await open_udp(host, port, on_datagram=self._on_query)
+            self.tcp = TcpServer(self._on_tcp, host=host, port=self.endpoint.port, name="dns-tcp",
+                                 limits=ConnectionLimits(max_connections=1000, idle_timeout=10.0, read_buffer=8192))
+            try:
+                await self.tcp.start()
+                return
+            except AddressInUse:
+                self.endpoint.close()
+                self.endpoint, self.tcp = None, None
+                if port != 0 or attempt == _PORT_ATTEMPTS - 1:
+                    raise
 
     async def _on_tcp(self, conn: Connection) -> None:
         for _ in range(100):  # queries per connection

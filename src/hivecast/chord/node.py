@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hivecast.chord.messages import Message, Reply, Request
-from hivecast.chord.ring import DEFAULT_BITS, NodeRef, in_half_open, in_open
+from hivecast.chord.ring import DEFAULT_BITS, UNKNOWN_ID, NodeRef, in_half_open, in_open
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +224,10 @@ class ChordNode:
             self._conclude(lookup_id, lookup, reply.node, now)
             return
         current = lookup.current or self.me
+        if current.id == UNKNOWN_ID:
+            # A seed asked by its address alone: its answer tells its id. Measured from the
+            # placeholder, a next hop past zero on the ring would fail the check below every time.
+            current = reply.sender
         # Progress check: the next hop must lie strictly between the node we asked and the key.
         if not in_open(reply.node.id, current.id, lookup.key) or reply.node.id in lookup.failed:
             self._finish(lookup_id, lookup, None, now)

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 
 DEFAULT_BITS = 64
+# The id of a member known only by its address (a seed): its first answer tells the real one.
+UNKNOWN_ID = 0
 
 
 def key_id(key: str | bytes, bits: int = DEFAULT_BITS) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 from hivecast.chord.messages import ChordProtocolError, decode, encode
 from hivecast.chord.node import ChordConfig, ChordNode, LookupDone
-from hivecast.chord.ring import NodeRef, key_id
+from hivecast.chord.ring import UNKNOWN_ID, NodeRef, key_id
 from hivecast.net import NetError, UdpEndpoint, open_udp
 
 
@@ -79,7 +79,7 @@ class ChordServer:
             return
         seed = self.seeds[self._next_seed % len(self.seeds)]
         self._next_seed += 1
-        self.node.join(NodeRef(0, seed), now, rejoin=True)
+        self.node.join(NodeRef(UNKNOWN_ID, seed), now, rejoin=True)
 
     @property
     def join_attempts(self) -> int:

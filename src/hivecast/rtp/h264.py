@@ -79,56 +79,81 @@ def parse_sprop_parameter_sets(value: str) -> list[bytes]:
     return out
 
 
-class H264Packetizer:
-    """Access unit (list of NALs) -> RTP payloads with the marker on the last packet of the AU."""
+class NalPacketizer:
+    """Access unit (list of NALs) -> RTP payloads with the marker on the last packet of the AU.
+
+    NALs that fit share an aggregation packet (STAP-A, AP) up to the MTU; larger ones are split into
+    fragmentation units (FU-A, FU). The loop is the same for H.264 and H.265; a codec supplies its
+    NAL header size and the headers of the two packet kinds.
+    """
+
+    nal_header_size = 1
 
     def __init__(self, mtu: int = 1200) -> None:
         if mtu < 64:
             raise ValueError("mtu too small")
         self.mtu = mtu
 
+    def skip(self, nal: bytes) -> bool:
+        raise NotImplementedError
+
+    def aggregation_header(self, nals: list[bytes]) -> bytes:
+        raise NotImplementedError
+
+    def fragment_header(self, nal: bytes) -> tuple[bytes, int]:
+        """The bytes before the FU header, and the NAL type the FU header carries."""
+        raise NotImplementedError
+
     def packetize(self, nals: list[bytes]) -> list[tuple[bytes, bool]]:
         payloads: list[bytes] = []
-        pending: list[bytes] = []  # small NALs to aggregate into one STAP-A
+        pending: list[bytes] = []  # small NALs to aggregate into one packet
+        empty = self.nal_header_size  # an aggregation packet's own header
+        size = empty
 
         def flush() -> None:
-            if not pending:
-                return
             if len(pending) == 1:
                 payloads.append(pending[0])
-            else:
-                nri = max(n[0] & 0x60 for n in pending)
-                payloads.append(bytes((nri | STAP_A,)) + b"".join(
+            elif pending:
+                payloads.append(self.aggregation_header(pending) + b"".join(
                     len(n).to_bytes(2, "big") + n for n in pending))
             pending.clear()
 
-        pending_size = 1
         for nal in nals:
-            if not nal or nal_type(nal) == NAL_AUD:
+            if self.skip(nal):
                 continue
             if len(nal) <= self.mtu:
-                if pending_size + 2 + len(nal) > self.mtu:
+                if size + 2 + len(nal) > self.mtu:
                     flush()
-                    pending_size = 1
+                    size = empty
                 pending.append(nal)
-                pending_size += 2 + len(nal)
+                size += 2 + len(nal)
                 continue
             flush()
-            pending_size = 1
-            # FU-A (RFC 6184 5.8): FU indicator carries F and NRI, the header S/E and the type.
-            indicator = (nal[0] & 0xE0) | FU_A
-            kind = nal[0] & 0x1F
-            body = memoryview(nal)[1:]
-            chunk = self.mtu - 2
+            size = empty
+            prefix, kind = self.fragment_header(nal)
+            body = memoryview(nal)[self.nal_header_size:]
+            chunk = self.mtu - len(prefix) - 1
             for off in range(0, len(body), chunk):
-                header = kind
+                fu = kind
                 if off == 0:
-                    header |= 0x80
+                    fu |= 0x80
                 if off + chunk >= len(body):
-                    header |= 0x40
-                payloads.append(bytes((indicator, header)) + body[off : off + chunk])
+                    fu |= 0x40
+                payloads.append(prefix + bytes((fu,)) + body[off : off + chunk])
         flush()
         return [(p, i == len(payloads) - 1) for i, p in enumerate(payloads)]
+
+
+class H264Packetizer(NalPacketizer):
+    def skip(self, nal: bytes) -> bool:
+        return not nal or nal_type(nal) == NAL_AUD
+
+    def aggregation_header(self, nals: list[bytes]) -> bytes:
+        return bytes((max(n[0] & 0x60 for n in nals) | STAP_A,))
+
+    def fragment_header(self, nal: bytes) -> tuple[bytes, int]:
+        # FU-A (RFC 6184 5.8): the FU indicator carries F and NRI, the FU header S/E and the type.
+        return bytes(((nal[0] & 0xE0) | FU_A,)), nal[0] & 0x1F
 
 
 @dataclass(slots=True)

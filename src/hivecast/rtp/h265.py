@@ -7,7 +7,7 @@ of NAL units; the Annex-B helpers of hivecast.rtp.h264 apply unchanged.
 from __future__ import annotations
 
 from hivecast.rtp.errors import PayloadError
-from hivecast.rtp.h264 import H264AccessUnit, NalUnitAssembler
+from hivecast.rtp.h264 import H264AccessUnit, NalPacketizer, NalUnitAssembler
 
 NAL_VPS = 32
 NAL_SPS = 33
@@ -26,54 +26,22 @@ def is_keyframe(nals: list[bytes]) -> bool:
     return any(nal_type(n) in IRAP for n in nals)
 
 
-class H265Packetizer:
-    def __init__(self, mtu: int = 1200) -> None:
-        if mtu < 64:
-            raise ValueError("mtu too small")
-        self.mtu = mtu
+class H265Packetizer(NalPacketizer):
+    nal_header_size = 2
 
-    def packetize(self, nals: list[bytes]) -> list[tuple[bytes, bool]]:
-        payloads: list[bytes] = []
-        pending: list[bytes] = []
+    def skip(self, nal: bytes) -> bool:
+        return len(nal) < 3 or nal_type(nal) == NAL_AUD
 
-        def flush() -> None:
-            if len(pending) == 1:
-                payloads.append(pending[0])
-            elif pending:
-                # PayloadHdr of an AP: F bit OR-ed, lowest layer id and TID of the aggregated units (4.4.2).
-                f = max(n[0] & 0x80 for n in pending)
-                layer = min(((n[0] & 1) << 5) | (n[1] >> 3) for n in pending)
-                tid = min(n[1] & 7 for n in pending)
-                header = bytes((f | (AP << 1) | (layer >> 5), ((layer & 0x1F) << 3) | tid))
-                payloads.append(header + b"".join(len(n).to_bytes(2, "big") + n for n in pending))
-            pending.clear()
+    def aggregation_header(self, nals: list[bytes]) -> bytes:
+        # PayloadHdr of an AP: F bit OR-ed, lowest layer id and TID of the aggregated units (4.4.2).
+        f = max(n[0] & 0x80 for n in nals)
+        layer = min(((n[0] & 1) << 5) | (n[1] >> 3) for n in nals)
+        tid = min(n[1] & 7 for n in nals)
+        return bytes((f | (AP << 1) | (layer >> 5), ((layer & 0x1F) << 3) | tid))
 
-        size = 2
-        for nal in nals:
-            if len(nal) < 3 or nal_type(nal) == NAL_AUD:
-                continue
-            if len(nal) <= self.mtu:
-                if size + 2 + len(nal) > self.mtu:
-                    flush()
-                    size = 2
-                pending.append(nal)
-                size += 2 + len(nal)
-                continue
-            flush()
-            size = 2
-            kind = nal_type(nal)
-            header = bytes(((nal[0] & 0x81) | (FU << 1), nal[1]))
-            body = memoryview(nal)[2:]
-            chunk = self.mtu - 3
-            for off in range(0, len(body), chunk):
-                fu = kind
-                if off == 0:
-                    fu |= 0x80
-                if off + chunk >= len(body):
-                    fu |= 0x40
-                payloads.append(header + bytes((fu,)) + body[off : off + chunk])
-        flush()
-        return [(p, i == len(payloads) - 1) for i, p in enumerate(payloads)]
+    def fragment_header(self, nal: bytes) -> tuple[bytes, int]:
+        # FU (RFC 7798 4.4.3): the PayloadHdr keeps F, layer id and TID with type 49.
+        return bytes(((nal[0] & 0x81) | (FU << 1), nal[1])), nal_type(nal)
 
 
 class H265Depacketizer(NalUnitAssembler):

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from hivecast.chord.messages import ChordProtocolError, Reply, Request, decode, encode
 from hivecast.chord.node import ChordConfig, ChordNode
-from hivecast.chord.ring import NodeRef, in_half_open, in_open, key_id
+from hivecast.chord.ring import UNKNOWN_ID, NodeRef, in_half_open, in_open, key_id
 
 BITS = 16
 
@@ -100,3 +100,23 @@ def test_dead_owner_is_not_reported() -> None:
     node.handle(Reply(ping2.rid, ref(4000)), ref(4000).addr, 2.2)
     (event,) = node.take_events()
     assert event.lookup_id == lookup_id and event.lookup.owner == ref(4000) and event.lookup.hops == 1
+
+
+def test_join_through_a_seed_known_by_address_only_crosses_zero() -> None:
+    """A newcomer with a small id joins through a seed whose next hop lies past zero on the ring
+    (members 40002 and 50003, newcomer 1001 asks 40002, which forwards to 50003). The seed's id is
+    unknown when it is asked; the progress check must use the id its answer carries."""
+    newcomer = ChordNode(ref(1001), 0.0, config=ChordConfig(bits=BITS, maintenance=False))
+    seed = ChordNode(ref(40002), 0.0, config=ChordConfig(bits=BITS, maintenance=False))
+    seed.set_tables([ref(50003)], ref(50003), [None] * BITS)
+    newcomer.join(NodeRef(UNKNOWN_ID, ref(40002).addr), 0.0, rejoin=True)
+    ((ask, dst),) = newcomer.take_messages()
+    assert isinstance(ask, Request) and dst == ref(40002).addr
+    seed.handle(ask, ref(1001).addr, 0.1)
+    ((answer, _),) = seed.take_messages()
+    assert isinstance(answer, Reply) and not answer.done and answer.node == ref(50003)
+    newcomer.handle(answer, ref(40002).addr, 0.1)
+    ((ask2, dst2),) = newcomer.take_messages()  # on to 50000, not given up
+    assert isinstance(ask2, Request) and ask2.op == "step" and dst2 == ref(50003).addr
+    newcomer.handle(Reply(ask2.rid, ref(50003), done=True, node=ref(40002)), ref(50003).addr, 0.2)
+    assert newcomer.successor == ref(40002)

@@ -70,7 +70,10 @@ class _ClientSocket(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self.channel is not None:
             self.channel.eof_received()
-            return True
+            # Keep the socket half-open to send our close frame; TLS cannot half-close (asyncio
+            # warns and closes anyway), so there the answer is "close".
+            tls = self.transport is not None and self.transport.get_extra_info("sslcontext") is not None
+            return None if tls else True
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:

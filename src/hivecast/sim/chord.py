@@ -10,6 +10,7 @@ key's true owner among the live nodes: a stale owner counts as a failure.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from hivecast.chord.messages import Message
@@ -43,6 +44,8 @@ class ChordSim:
         self.rng = derive_rng(seed, "workload")
         self.hosts: dict[tuple[str, int], _Host] = {}
         self._serial = 0
+        # Optional: called with each finished lookup; returning True consumes the event.
+        self.on_done: Callable[[_Host, LookupDone], bool] | None = None
 
     def _new_ref(self) -> NodeRef:
         self._serial += 1
@@ -55,12 +58,17 @@ class ChordSim:
         for msg, dst in host.node.take_messages():
             self.net.send(host.ref.addr, dst, msg)
         for event in host.node.take_events():
-            host.done[event.lookup_id] = event
+            if not (self.on_done is not None and self.on_done(host, event)):
+                host.done[event.lookup_id] = event
         wake = host.node.next_wakeup(self.clock.now)
         if wake is not None and (host.wake is None or host.wake.cancelled or wake < host.wake.at):
             if host.wake is not None:
                 host.wake.cancel()
-            host.wake = self.clock.call_at(wake, lambda: self._tick(host))
+            host.wake = self.clock.call_at(wake, self._tick, host)
+
+    def flush(self, host: _Host) -> None:
+        """Send what the host's core queued, pass on its events and schedule its next wake-up."""
+        self._flush(host)
 
     def _tick(self, host: _Host) -> None:
         host.wake = None

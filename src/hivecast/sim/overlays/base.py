@@ -54,6 +54,10 @@ class Overlay:
     def state_sizes(self) -> list[int]:
         raise NotImplementedError
 
+    def loads(self) -> list[int]:
+        """Messages handled by each live node."""
+        return [self.load.get(n, 0) for n in self.live]
+
     # -- shared -----------------------------------------------------------------------------------
     def delay(self) -> float:
         return self.latency.sample(self.lat_rng)

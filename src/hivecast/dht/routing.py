@@ -160,15 +160,20 @@ class RoutingTable:
             break
         if not responded:
             return None  # only nodes that answered us may displace others
-        for i, entry in enumerate(bucket.entries):
-            if entry.liveness(now) is Liveness.BAD:
-                bucket.entries[i] = Entry(node, now, now, now)
+        entries = bucket.entries
+        # Entry.liveness inlined (this runs for every answer from a node a full bucket cannot take).
+        for i, entry in enumerate(entries):
+            if entry.failures >= BAD_AFTER_FAILURES:
+                entries[i] = Entry(node, now, now, now)
                 bucket.last_changed = now
                 return None
         self._remember(bucket, node)
-        questionable = [e for e in bucket.entries if e.liveness(now) is Liveness.QUESTIONABLE]
-        if questionable:
-            oldest = min(questionable, key=lambda e: e.last_seen)
+        oldest: Entry | None = None  # the questionable entry seen longest ago (the first of equals)
+        for e in entries:
+            if (e.last_response is None or now - e.last_seen >= GOOD_FOR) and (
+                    oldest is None or e.last_seen < oldest.last_seen):
+                oldest = e
+        if oldest is not None:
             return PingNeeded(oldest.node, node)
         return None
 

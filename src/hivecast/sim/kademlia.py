@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hivecast.dht.ids import ID_BITS, Address, NodeInfo, random_id
+from hivecast.dht.krpc import Query
 from hivecast.dht.node import DhtConfig, DhtNode, LookupDone
 from hivecast.sim.clock import Timer, VirtualClock
 from hivecast.sim.network import LatencyModel, VirtualNetwork
@@ -60,19 +61,29 @@ class KademliaSim:
 
     def _flush(self, host: _Host) -> None:
         node = host.node
+        queried = False
         if self.wire:
             for data, dst in node.take_datagrams():
                 self.net.send(host.addr, dst, data)
+            queried = True
         else:
+            send = self.net.send
             for msg, dst in node.take_messages():
-                self.net.send(host.addr, dst, msg)
+                if type(msg) is Query:
+                    queried = True
+                send(host.addr, dst, msg)
         for event in node.take_events():
             if isinstance(event, LookupDone) and not (self.on_done is not None and self.on_done(host, event)):
                 host.done[event.lookup_id] = event
+        current = host.wake
+        if current is not None and not current.cancelled and not queried:
+            # Every deadline a core keeps is a query's send time plus a constant, and answers only
+            # remove deadlines: without a new query the scheduled wake-up is still the earliest.
+            return
         wake = node.next_wakeup(self.clock.now)
-        if wake is not None and (host.wake is None or host.wake.cancelled or wake < host.wake.at):
-            if host.wake is not None:
-                host.wake.cancel()
+        if wake is not None and (current is None or current.cancelled or wake < current.at):
+            if current is not None:
+                current.cancel()
             host.wake = self.clock.call_at(wake, self._tick, host)
 
     def flush(self, host: _Host) -> None:

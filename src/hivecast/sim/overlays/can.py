@@ -26,14 +26,21 @@ def _contains(box: Box, p: tuple[float, ...]) -> bool:
 
 
 def _dist2(box: Box, p: tuple[float, ...]) -> float:
-    """Squared distance on the torus from a point to a box."""
+    """Squared distance on the torus from a point to a box (0 exactly when the box holds it).
+
+    Coordinates are in [0, 1): a point below the box is `lo - x` away one way round and
+    `x - hi + 1` the other; above it, `x - hi` and `lo - x + 1`."""
     lo, hi = box
     total = 0.0
-    for i, x in enumerate(p):
-        if lo[i] <= x < hi[i]:
+    for low, high, x in zip(lo, hi, p, strict=True):
+        if x < low:
+            a = low - x
+            b = x - high + 1.0
+        elif x >= high:
+            a = low - x + 1.0
+            b = x - high
+        else:
             continue
-        a = (lo[i] - x) % 1.0
-        b = (x - hi[i]) % 1.0
         m = a if a < b else b
         total += m * m
     return total
@@ -90,33 +97,56 @@ class Can(Overlay):
         return any(_abut(x, y) for x in self.nodes[a].boxes for y in self.nodes[b].boxes)
 
     def _route(self, start: int, p: tuple[float, ...]) -> tuple[int | None, int, int, float]:
-        """Greedy routing: (owner or None, hops, messages, latency)."""
+        """Greedy routing: (owner or None, hops, messages, latency). Each step forwards to the
+        neighbour whose zone is nearest the point (ties: the lower id), if it is nearer than ours;
+        a dead neighbour costs a time-out and the next nearest is tried."""
+        nodes = self.nodes
+        load = self.load
+        base = self.latency.base
+        rate = 1.0 / self.latency.jitter if self.latency.jitter > 0 else 0.0
+        draw = self.lat_rng.expovariate
         current = start
         hops = 0
         messages = 0
         latency = 0.0
         while hops <= self.hop_limit:
-            node = self.nodes[current]
-            if any(_contains(b, p) for b in node.boxes):
+            node = nodes[current]
+            boxes = node.boxes
+            here = _dist2(boxes[0], p) if len(boxes) == 1 else min(_dist2(b, p) for b in boxes)
+            if here == 0.0:
                 return current, hops, messages, latency
-            here = node.dist2(p)
-            options = sorted((self.nodes[n].dist2(p), n) for n in node.neighbours if n in self.nodes)
-            moved = False
-            for dist, n in options:
-                if dist >= here:
-                    break
-                messages += 1
-                if not self.nodes[n].alive:
-                    latency += TIMEOUT
+            options: list[tuple[float, int]] = []
+            for n in node.neighbours:
+                other = nodes.get(n)
+                if other is None:
                     continue
-                self.load[n] += 1
-                latency += self.delay()
-                current = n
-                hops += 1
-                moved = True
-                break
-            if not moved:
+                ob = other.boxes
+                options.append((_dist2(ob[0], p) if len(ob) == 1 else min(_dist2(b, p) for b in ob), n))
+            if not options:
                 return None, hops, messages, latency
+            best = min(options)
+            if best[0] >= here:
+                return None, hops, messages, latency
+            if nodes[best[1]].alive:
+                chosen: int | None = best[1]
+                messages += 1
+            else:
+                chosen = None
+                for dist, n in sorted(options):
+                    if dist >= here:
+                        break
+                    messages += 1
+                    if not nodes[n].alive:
+                        latency += TIMEOUT
+                        continue
+                    chosen = n
+                    break
+                if chosen is None:
+                    return None, hops, messages, latency
+            current = chosen
+            load[current] += 1
+            latency += base + draw(rate) if rate else base
+            hops += 1
         return None, hops, messages, latency
 
     # -- membership -------------------------------------------------------------------------------

@@ -127,11 +127,11 @@ class Can(Overlay):
             best = min(options)
             if best[0] >= here:
                 return None, hops, messages, latency
+            chosen = -1
             if nodes[best[1]].alive:
-                chosen: int | None = best[1]
+                chosen = best[1]
                 messages += 1
             else:
-                chosen = None
                 for dist, n in sorted(options):
                     if dist >= here:
                         break
@@ -141,7 +141,7 @@ class Can(Overlay):
                         continue
                     chosen = n
                     break
-                if chosen is None:
+                if chosen < 0:
                     return None, hops, messages, latency
             current = chosen
             load[current] += 1

@@ -137,8 +137,9 @@ class KademliaSim:
 
     def build_converged(self, n: int) -> None:
         """n nodes whose routing tables are in the state the join protocol converges to: for each
-        prefix length j, up to k contacts drawn at random from the live nodes that share exactly j
-        leading bits with the node's id, and every node of the node's own deepest range (the ones a
+        prefix length j, k contacts drawn at random from the live nodes that share exactly j leading
+        bits with the node's id (one more waits in the bucket's replacement cache), and every node
+        of the node's own deepest range (the ones a
         self-lookup finds). Contacts go in through the real routing table (`heard_from`), so bucket
         splits and limits are the table's own. Joining 10,000 nodes one by one through find_node
         lookups costs minutes; lookups afterwards run unchanged through the node core and network."""
@@ -164,7 +165,9 @@ class KademliaSim:
                 bit = 1 << (shift - 1)
                 far_lo = lo | ((own & bit) ^ bit)
                 a, b = bisect.bisect_left(ints, far_lo), bisect.bisect_left(ints, far_lo + bit)
-                chosen = range(a, b) if b - a <= k else sorted(pick.sample(range(a, b), k))
+                # k contacts, plus one more when there are more: like any node heard of in a full
+                # range, it makes the bucket holding our id split, and waits in the replacement cache.
+                chosen = range(a, b) if b - a <= k + 1 else sorted(pick.sample(range(a, b), k + 1))
                 for i in chosen:
                     table.heard_from(infos[i], now, responded=True)
 

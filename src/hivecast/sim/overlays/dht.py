@@ -179,7 +179,9 @@ class KademliaOverlay(_EventDriven):
             self.clock.call_later(REANNOUNCE_EVERY, self._announce, node, item, True)
 
     def _done(self, host: KadHost, event: KadDone) -> bool:
-        node = self.node_of[host.addr]
+        node = self.node_of.get(host.addr)
+        if node is None:
+            return True  # a join's own lookups, during the build
         key = (node, event.lookup_id)
         if key not in self._started:
             return True  # an announce: nothing to record

@@ -98,7 +98,7 @@ class ChordSim:
     def _attach(self, ref: NodeRef) -> _Host:
         host = _Host(ref, ChordNode(ref, self.clock.now, config=self.config))
         self.hosts[ref.addr] = host
-        self.net.attach(ref.addr, functools.partial(self._receive, host))  # type: ignore[arg-type]
+        self.net.attach(ref.addr, functools.partial(self._receive, host))
         return host
 
     def build(self, n: int) -> None:

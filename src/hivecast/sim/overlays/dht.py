@@ -138,6 +138,7 @@ class KademliaOverlay(_EventDriven):
                                   for i in range(workload.catalogue)]
         self._join_items = workload.items("join-items") if workload.churn > 0 else []
         self.announces = 0
+        self._t0 = float("inf")  # until the lookups start, every announce is renewed
 
     def _adopt(self, addr: Address) -> int:
         node = len(self.addr_of)
@@ -175,7 +176,7 @@ class KademliaOverlay(_EventDriven):
         host.node.start_lookup(self.keys[item], self.clock.now, method="get_peers", announce_port=host.addr[1])
         self.announces += 1
         self.sim.flush(host)
-        if again:
+        if again and self.clock.now + REANNOUNCE_EVERY < self._t0 + self.w.duration:
             self.clock.call_later(REANNOUNCE_EVERY, self._announce, node, item, True)
 
     def _done(self, host: KadHost, event: KadDone) -> bool:

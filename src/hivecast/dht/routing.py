@@ -113,17 +113,22 @@ class RoutingTable:
         # Nearest first: the target's own bucket; then (if that is not our own bucket) every deeper
         # bucket at once (they all differ from the target at the same bit); then shallower buckets
         # one by one, deepest first. Stop after the group that brings the count up to `count`.
-        groups: list[list[Bucket]] = [[chain[home]]]
-        if home < last:
-            groups.append(chain[home + 1:])
-        for group in (*groups, *([chain[i]] for i in range(home - 1, -1, -1))):
-            for bucket in group:
+        for e in chain[home].entries:
+            if include_bad or e.failures < BAD_AFTER_FAILURES:
+                found.append(e.node)
+        if len(found) < count and home < last:
+            for bucket in chain[home + 1:]:
                 for e in bucket.entries:
                     if include_bad or e.failures < BAD_AFTER_FAILURES:
                         found.append(e.node)
-            if len(found) >= count:
-                break
-        found.sort(key=lambda n: n.int_id ^ t)
+        i = home - 1
+        while len(found) < count and i >= 0:
+            for e in chain[i].entries:
+                if include_bad or e.failures < BAD_AFTER_FAILURES:
+                    found.append(e.node)
+            i -= 1
+        if len(found) > 1:
+            found.sort(key=lambda n: n.int_id ^ t)
         return found[:count]
 
     # -- updates ---------------------------------------------------------------------------------

@@ -214,3 +214,17 @@ def test_flooding_churn_path_is_deterministic() -> None:
     first = Flooding(w).run()
     assert first == Flooding(w).run()
     assert first != Flooding(replace(w, seed=3)).run()
+
+
+@pytest.mark.parametrize("churn", [0.0, 3.0])
+def test_can_remembered_steps_change_nothing(churn: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hivecast.sim.overlays import can
+
+    w = Workload(nodes=300, lookups=1500, seed=12, churn=churn, catalogue=100)
+    remembered = can.Can(w, d=2)
+    first = remembered.run()
+    assert remembered._memo or churn  # the popular items' steps were remembered
+    monkeypatch.setattr(can, "MEMO_ITEMS", 0)
+    plain = can.Can(w, d=2)
+    assert plain.run() == first
+    assert plain.loads() == remembered.loads()

@@ -80,6 +80,7 @@ class _EventDriven(Overlay):
 
     def run(self, progress: Callable[[int], None] | None = None) -> list[LookupRecord]:
         self.build()
+        self.built()
         self._progress = progress
         self._items = self.w.items()
         self._times = self.w.times()

@@ -240,6 +240,7 @@ class Flooding(Overlay):
         # for all of its lookups (the counts are those of flooding once per lookup; the latency
         # draws still happen in lookup order).
         self.build()
+        self.built()
         assert self.ttl is not None
         items = self.w.items()
         sources = [self.live[self.src_rng.randrange(len(self.live))] for _ in items]

@@ -10,6 +10,7 @@ simulations (the real node cores, message by message) driven by it through `over
 from __future__ import annotations
 
 import csv
+import gc
 import math
 import statistics
 from collections.abc import Callable, Iterable
@@ -142,7 +143,10 @@ def run_one(cfg: RunConfig, design: str, level: float, count: int,
         sim = KademliaOverlay(w, join=cfg.kademlia_join)
     else:  # pragma: no cover - plan() only yields the names above
         raise OverlayParamError(f"unknown design {design}")
-    records = sim.run(progress)
+    try:
+        records = sim.run(progress)
+    finally:
+        gc.unfreeze()  # the design's objects may go once its figures are taken
     note = ""
     if isinstance(sim, Flooding):
         extra["ttl"] = float(sim.ttl or 0)

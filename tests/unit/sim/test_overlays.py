@@ -127,6 +127,8 @@ def test_central_index_stale_entries_are_failures() -> None:
     ("--lookups", "5000000", "memory"),
     ("--nodes", "1", "--nodes"),
     ("--designs", "gossip", "unknown design"),
+    ("--flood-lookups", "0", "--flood-lookups"),
+    ("--churn", "-1", "--churn"),
 ])
 def test_bad_parameters_fail_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
                                             value: str, message: str) -> None:

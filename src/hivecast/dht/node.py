@@ -446,7 +446,9 @@ class DhtNode:
         self.start_lookup(target, now, purpose="refresh")
 
     def next_wakeup(self, now: float) -> float | None:
-        times = [p.deadline for p in self._pending.values()]
+        # Every deadline is `sent + query_timeout`, and dicts keep insertion order: the oldest
+        # pending query (the first one) has the earliest deadline.
+        times = [next(iter(self._pending.values())).deadline] if self._pending else []
         for running in self._lookups.values():
             slow = running.lookup.slow_deadline(now)
             if slow is not None:

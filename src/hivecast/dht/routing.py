@@ -71,14 +71,16 @@ class RoutingTable:
         self.k = k
         self.max_replacements = max_replacements
         self.buckets: list[Bucket] = [Bucket(0, 1 << ID_BITS)]
+        # The same buckets by depth: _chain[i] (i < last) holds the nodes sharing exactly i leading
+        # bits with our id, _chain[-1] is the bucket covering our id. Only that one ever splits, so
+        # a value's bucket is found from its shared prefix length instead of a scan.
+        self._chain: list[Bucket] = [self.buckets[0]]
 
     # -- lookups ---------------------------------------------------------------------------------
     def bucket_for(self, value: int) -> Bucket:
-        # Buckets are few (about log2 N) and kept sorted by range: a linear scan is cheap enough.
-        for bucket in self.buckets:
-            if bucket.covers(value):
-                return bucket
-        raise AssertionError("buckets cover the whole id space")
+        chain = self._chain
+        shared = ID_BITS - (value ^ self.own_int).bit_length()
+        return chain[shared] if shared < len(chain) else chain[-1]
 
     def get(self, node_id: bytes) -> Entry | None:
         value = id_int(node_id)
@@ -103,20 +105,30 @@ class RoutingTable:
         """
         t = target if isinstance(target, int) else id_int(target)
         count = self.k if count is None else count
-        home = self.bucket_for(t)
-        width = home.high - home.low
-        groups: list[list[Bucket]] = [[home], [b for b in self.buckets if b is not home and b.high - b.low <= width]]
-        groups += [[b] for b in sorted((b for b in self.buckets if b.high - b.low > width),
-                                       key=lambda b: b.high - b.low)]
+        chain = self._chain
+        last = len(chain) - 1
+        shared = ID_BITS - (t ^ self.own_int).bit_length()
+        home = shared if shared < last else last
         found: list[NodeInfo] = []
-        for group in groups:
-            for bucket in group:
+        # Nearest first: the target's own bucket; then (if that is not our own bucket) every deeper
+        # bucket at once (they all differ from the target at the same bit); then shallower buckets
+        # one by one, deepest first. Stop after the group that brings the count up to `count`.
+        for e in chain[home].entries:
+            if include_bad or e.failures < BAD_AFTER_FAILURES:
+                found.append(e.node)
+        if len(found) < count and home < last:
+            for bucket in chain[home + 1:]:
                 for e in bucket.entries:
                     if include_bad or e.failures < BAD_AFTER_FAILURES:
                         found.append(e.node)
-            if len(found) >= count:
-                break
-        found.sort(key=lambda n: n.int_id ^ t)
+        i = home - 1
+        while len(found) < count and i >= 0:
+            for e in chain[i].entries:
+                if include_bad or e.failures < BAD_AFTER_FAILURES:
+                    found.append(e.node)
+            i -= 1
+        if len(found) > 1:
+            found.sort(key=lambda n: n.int_id ^ t)
         return found[:count]
 
     # -- updates ---------------------------------------------------------------------------------
@@ -153,15 +165,20 @@ class RoutingTable:
             break
         if not responded:
             return None  # only nodes that answered us may displace others
-        for i, entry in enumerate(bucket.entries):
-            if entry.liveness(now) is Liveness.BAD:
-                bucket.entries[i] = Entry(node, now, now, now)
+        entries = bucket.entries
+        # Entry.liveness inlined (this runs for every answer from a node a full bucket cannot take).
+        for i, entry in enumerate(entries):
+            if entry.failures >= BAD_AFTER_FAILURES:
+                entries[i] = Entry(node, now, now, now)
                 bucket.last_changed = now
                 return None
         self._remember(bucket, node)
-        questionable = [e for e in bucket.entries if e.liveness(now) is Liveness.QUESTIONABLE]
-        if questionable:
-            oldest = min(questionable, key=lambda e: e.last_seen)
+        oldest: Entry | None = None  # the questionable entry seen longest ago (the first of equals)
+        for e in entries:
+            if (e.last_response is None or now - e.last_seen >= GOOD_FOR) and (
+                    oldest is None or e.last_seen < oldest.last_seen):
+                oldest = e
+        if oldest is not None:
             return PingNeeded(oldest.node, node)
         return None
 
@@ -180,6 +197,8 @@ class RoutingTable:
         lower.last_changed = upper.last_changed = bucket.last_changed
         i = self.buckets.index(bucket)
         self.buckets[i : i + 1] = [lower, upper]
+        own_half, far_half = (lower, upper) if self.own_int < mid else (upper, lower)
+        self._chain[-1:] = [far_half, own_half]
 
     def failed(self, node: NodeInfo, now: float) -> None:
         """A query to `node` timed out. A bad node is replaced from the cache when one is waiting."""

@@ -10,9 +10,11 @@ key's true owner among the live nodes: a stale owner counts as a failure.
 from __future__ import annotations
 
 import bisect
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from hivecast.chord.messages import Message
+from hivecast.chord.messages import Message, Request
 from hivecast.chord.node import ChordConfig, ChordNode, LookupDone
 from hivecast.chord.ring import NodeRef
 from hivecast.sim.clock import Timer, VirtualClock
@@ -43,6 +45,8 @@ class ChordSim:
         self.rng = derive_rng(seed, "workload")
         self.hosts: dict[tuple[str, int], _Host] = {}
         self._serial = 0
+        # Optional: called with each finished lookup; returning True consumes the event.
+        self.on_done: Callable[[_Host, LookupDone], bool] | None = None
 
     def _new_ref(self) -> NodeRef:
         self._serial += 1
@@ -51,16 +55,32 @@ class ChordSim:
         node_id = derive_rng(self.seed, "chord-id", s).getrandbits(self.config.bits)
         return NodeRef(node_id, addr)
 
-    def _flush(self, host: _Host) -> None:
-        for msg, dst in host.node.take_messages():
-            self.net.send(host.ref.addr, dst, msg)
-        for event in host.node.take_events():
-            host.done[event.lookup_id] = event
-        wake = host.node.next_wakeup(self.clock.now)
-        if wake is not None and (host.wake is None or host.wake.cancelled or wake < host.wake.at):
-            if host.wake is not None:
-                host.wake.cancel()
-            host.wake = self.clock.call_at(wake, lambda: self._tick(host))
+    def _flush(self, host: _Host, *, force: bool = False) -> None:
+        node = host.node
+        requested = force
+        send = self.net.send
+        for msg, dst in node.take_messages():
+            if type(msg) is Request:
+                requested = True
+            send(host.ref.addr, dst, msg)
+        for event in node.take_events():
+            if not (self.on_done is not None and self.on_done(host, event)):
+                host.done[event.lookup_id] = event
+        current = host.wake
+        if current is not None and not current.cancelled and not requested:
+            # A core's deadlines are a request's send time plus a constant, or maintenance times
+            # that only move in tick() (after which there is no wake-up left) or with a request:
+            # without a new request the scheduled wake-up is still the earliest.
+            return
+        wake = node.next_wakeup(self.clock.now)
+        if wake is not None and (current is None or current.cancelled or wake < current.at):
+            if current is not None:
+                current.cancel()
+            host.wake = self.clock.call_at(wake, self._tick, host)
+
+    def flush(self, host: _Host) -> None:
+        """Send what the host's core queued, pass on its events and schedule its next wake-up."""
+        self._flush(host)
 
     def _tick(self, host: _Host) -> None:
         host.wake = None
@@ -78,7 +98,7 @@ class ChordSim:
     def _attach(self, ref: NodeRef) -> _Host:
         host = _Host(ref, ChordNode(ref, self.clock.now, config=self.config))
         self.hosts[ref.addr] = host
-        self.net.attach(ref.addr, lambda payload, src: self._receive(host, payload, src))  # type: ignore[arg-type]
+        self.net.attach(ref.addr, functools.partial(self._receive, host))
         return host
 
     def build(self, n: int) -> None:
@@ -116,7 +136,7 @@ class ChordSim:
         self.config = replace(self.config, maintenance=True)
         for host in self.hosts.values():
             host.node.config = self.config
-            self._flush(host)
+            self._flush(host, force=True)
         count = int(len(self.hosts) * fraction)
         for addr in self.rng.sample(list(self.hosts), count):
             self.kill(addr)

@@ -38,8 +38,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     o.add_argument("--degree", type=int, default=6, help="mean degree of the flooding graphs (default 6)")
     o.add_argument("--catalogue", type=int, default=1000, help="items in the Zipf catalogue (default 1000)")
     o.add_argument("--designs", default=",".join(_all()), help="comma-separated subset of designs")
-    o.add_argument("--flood-lookups", type=int, default=2000, help="cap on flooding/expanding-ring lookups")
-    o.add_argument("--dht-lookups", type=int, default=2000, help="cap on Chord/Kademlia lookups")
+    o.add_argument("--flood-lookups", type=int, default=None,
+                   help="optional cap on flooding/expanding-ring lookups (default: --lookups)")
+    o.add_argument("--dht-lookups", type=int, default=None,
+                   help="optional cap on Chord/Kademlia lookups (default: --lookups)")
+    o.add_argument("--kademlia-join", choices=("converged", "protocol"), default="converged",
+                   help="Kademlia's start: routing tables as the join protocol converges to them (default), "
+                        "or every node joining one by one through find_node lookups (slow at 10,000)")
     o.add_argument("--churn-levels", type=_floats, default=(),
                    help="churn levels to run (default: 0 and --churn), for the success-against-churn plot")
     o.add_argument("--no-plots", action="store_true")
@@ -63,7 +68,8 @@ def _overlays(args: argparse.Namespace) -> int:
         Workload(nodes=args.nodes, lookups=args.lookups, churn=args.churn, seed=args.seed, catalogue=args.catalogue),
         dims=args.dims, b=args.b, degree=args.degree,
         designs=tuple(d.strip() for d in args.designs.split(",") if d.strip()),
-        flood_lookups=args.flood_lookups, dht_lookups=args.dht_lookups, churn_levels=args.churn_levels)
+        flood_lookups=args.flood_lookups, dht_lookups=args.dht_lookups, churn_levels=args.churn_levels,
+        kademlia_join=args.kademlia_join)
     try:
         cfg.validate()  # one clear error before anything runs
     except OverlayParamError as exc:

@@ -11,10 +11,13 @@ same node logic several times faster.
 
 from __future__ import annotations
 
+import bisect
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hivecast.dht.ids import Address, random_id
+from hivecast.dht.ids import ID_BITS, Address, NodeInfo, random_id
+from hivecast.dht.krpc import Query
 from hivecast.dht.node import DhtConfig, DhtNode, LookupDone
 from hivecast.sim.clock import Timer, VirtualClock
 from hivecast.sim.network import LatencyModel, VirtualNetwork
@@ -47,6 +50,8 @@ class KademliaSim:
         self._serial = 0
         self.catalogue: dict[bytes, Address] = {}  # key -> announcing peer
         self._announced_at = 0.0
+        # Optional: called with each finished lookup; returning True consumes the event.
+        self.on_done: Callable[[_Host, LookupDone], bool] | None = None
 
     # -- hosts -----------------------------------------------------------------------------------
     def _new_address(self) -> Address:
@@ -56,20 +61,34 @@ class KademliaSim:
 
     def _flush(self, host: _Host) -> None:
         node = host.node
+        queried = False
         if self.wire:
             for data, dst in node.take_datagrams():
                 self.net.send(host.addr, dst, data)
+            queried = True
         else:
+            send = self.net.send
             for msg, dst in node.take_messages():
-                self.net.send(host.addr, dst, msg)
+                if type(msg) is Query:
+                    queried = True
+                send(host.addr, dst, msg)
         for event in node.take_events():
-            if isinstance(event, LookupDone):
+            if isinstance(event, LookupDone) and not (self.on_done is not None and self.on_done(host, event)):
                 host.done[event.lookup_id] = event
+        current = host.wake
+        if current is not None and not current.cancelled and not queried:
+            # Every deadline a core keeps is a query's send time plus a constant, and answers only
+            # remove deadlines: without a new query the scheduled wake-up is still the earliest.
+            return
         wake = node.next_wakeup(self.clock.now)
-        if wake is not None and (host.wake is None or host.wake.cancelled or wake < host.wake.at):
-            if host.wake is not None:
-                host.wake.cancel()
-            host.wake = self.clock.call_at(wake, lambda: self._tick(host))
+        if wake is not None and (current is None or current.cancelled or wake < current.at):
+            if current is not None:
+                current.cancel()
+            host.wake = self.clock.call_at(wake, self._tick, host)
+
+    def flush(self, host: _Host) -> None:
+        """Send what the host's core queued, pass on its events and schedule its next wake-up."""
+        self._flush(host)
 
     def _tick(self, host: _Host) -> None:
         host.wake = None
@@ -112,8 +131,45 @@ class KademliaSim:
             host.wake.cancel()
 
     def build(self, n: int) -> None:
+        """n nodes joining one by one through the protocol (each waits for its bootstrap)."""
         while len(self.hosts) < n:
             self.add_node()
+
+    def build_converged(self, n: int) -> None:
+        """n nodes whose routing tables are in the state the join protocol converges to: for each
+        prefix length j, k contacts drawn at random from the live nodes that share exactly j leading
+        bits with the node's id (one more waits in the bucket's replacement cache), and every node
+        of the node's own deepest range (the ones a
+        self-lookup finds). Contacts go in through the real routing table (`heard_from`), so bucket
+        splits and limits are the table's own. Joining 10,000 nodes one by one through find_node
+        lookups costs minutes; lookups afterwards run unchanged through the node core and network."""
+        fresh = [self.add_node(bootstrap=False) for _ in range(n - len(self.hosts))]
+        hosts = sorted(self.hosts.values(), key=lambda h: h.node.table.own_int)
+        ints = [h.node.table.own_int for h in hosts]
+        infos = [NodeInfo.make(h.node.id, h.addr) for h in hosts]
+        pick = derive_rng(self.seed, "converged")
+        k = self.config.k
+        now = self.clock.now
+        for host in fresh:
+            table = host.node.table
+            own = table.own_int
+            for j in range(ID_BITS):
+                shift = ID_BITS - j
+                lo = (own >> shift) << shift if j else 0
+                start, stop = bisect.bisect_left(ints, lo), bisect.bisect_left(ints, lo + (1 << shift))
+                if stop - start - 1 <= k:  # the rest fits in our own bucket: all of them
+                    for i in range(start, stop):
+                        if ints[i] != own:
+                            table.heard_from(infos[i], now, responded=True)
+                    break
+                bit = 1 << (shift - 1)
+                far_lo = lo | ((own & bit) ^ bit)
+                a, b = bisect.bisect_left(ints, far_lo), bisect.bisect_left(ints, far_lo + bit)
+                # k contacts, plus one more when there are more: like any node heard of in a full
+                # range, it makes the bucket holding our id split, and waits in the replacement cache.
+                chosen = range(a, b) if b - a <= k + 1 else sorted(pick.sample(range(a, b), k + 1))
+                for i in chosen:
+                    table.heard_from(infos[i], now, responded=True)
 
     def churn(self, fraction: float) -> None:
         """Kill `fraction` of the nodes without warning and start as many new ones."""

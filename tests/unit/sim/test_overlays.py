@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from hivecast.sim.overlays.hybrid import CentralIndex
 from hivecast.sim.overlays.pastry import Pastry
 from hivecast.sim.overlays.run import RunConfig, run_all, run_one
 from hivecast.sim.overlays.workload import OverlayParamError, Workload, item_hash, item_point
+from hivecast.sim.workload import summarize
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -26,15 +28,16 @@ def _mean_hops(records: list) -> float:  # type: ignore[type-arg]
 
 def test_same_seed_gives_identical_csv(tmp_path: Path) -> None:
     def run(seed: int, name: str) -> bytes:
-        cfg = RunConfig(Workload(nodes=150, lookups=120, churn=0.2, seed=seed),
-                        designs=("flooding", "expanding-ring", "super-peer", "central", "chord", "can", "pastry"))
+        cfg = RunConfig(Workload(nodes=100, lookups=80, churn=0.5, seed=seed, catalogue=30),
+                        designs=("flooding", "expanding-ring", "super-peer", "central", "chord", "can", "pastry",
+                                 "kademlia"))
         run_all(cfg, tmp_path / name, plots=False)
         return (tmp_path / name / "lookups.csv").read_bytes()
 
     first = run(7, "a")
     assert first == run(7, "b")
     assert first != run(8, "c")
-    assert first.count(b"\n") > 120 * 8  # every design and both churn levels are in it
+    assert first.count(b"\n") > 80 * 10 * 2  # every design (CAN thrice) and both churn levels are in it
 
 
 @pytest.mark.parametrize("d", [2, 3, 4])
@@ -124,6 +127,8 @@ def test_central_index_stale_entries_are_failures() -> None:
     ("--lookups", "5000000", "memory"),
     ("--nodes", "1", "--nodes"),
     ("--designs", "gossip", "unknown design"),
+    ("--flood-lookups", "0", "--flood-lookups"),
+    ("--churn", "-1", "--churn"),
 ])
 def test_bad_parameters_fail_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
                                             value: str, message: str) -> None:
@@ -145,3 +150,53 @@ def test_cli_writes_csv_summary_and_plots(tmp_path: Path) -> None:
     for name in ("lookups.csv", "summary.csv", "summary.md", "hops.png", "messages.png", "state.png",
                  "success_vs_churn.png", "load_lorenz.png"):
         assert (out / name).stat().st_size > 0, name
+
+
+def test_kademlia_and_chord_on_the_shared_workload_with_churn() -> None:
+    from hivecast.sim.overlays.dht import ChordOverlay, KademliaOverlay
+
+    w = Workload(nodes=150, lookups=200, churn=1.0, seed=5, catalogue=20)
+    kad = KademliaOverlay(w)
+    records = kad.run()
+    assert [r.index for r in records] == list(range(200))
+    assert sum(r.success for r in records) / 200 >= 0.95
+    assert kad.announces > 0 and len(kad.live) == 150
+    chord = ChordOverlay(w)
+    ring = chord.run()
+    assert [r.index for r in ring] == list(range(200))
+    assert sum(r.success for r in ring) / 200 >= 0.95
+    assert len(chord.live) == 150 == len(chord.ring)
+    # A lookup counts only if it names the key's owner among the live nodes when it finishes.
+    assert all(r.hops >= 0 and r.messages >= 0 for r in ring)
+
+
+def test_kademlia_converged_tables_hold_the_true_neighbourhood() -> None:
+    from hivecast.sim.kademlia import KademliaSim
+
+    sim = KademliaSim(seed=3)
+    sim.build_converged(300)
+    ids = sorted(h.node.table.own_int for h in sim.hosts.values())
+    for host in list(sim.hosts.values())[:50]:
+        table = host.node.table
+        own = table.own_int
+        known = {n.int_id for n in table.nodes()}
+        assert own not in known
+        for bucket in table.buckets:
+            assert all(bucket.covers(e.node.int_id) for e in bucket.entries)
+            # Every bucket is as full as the network allows (k, or every node in its range).
+            in_range = sum(1 for i in ids if bucket.covers(i) and i != own)
+            assert len(bucket.entries) == min(8, in_range)
+        # The nodes of its own (deepest) bucket are all there: what a self-lookup finds.
+        own_bucket = table.bucket_for(own)
+        assert {i for i in ids if own_bucket.covers(i) and i != own} <= known
+    sim.announce(10)
+    assert summarize(sim.lookups(50))["success_rate"] == 1.0
+
+
+def test_kademlia_protocol_join_option() -> None:
+    cfg = RunConfig(Workload(nodes=120, lookups=60, seed=2, catalogue=20), designs=("kademlia",),
+                    kademlia_join="protocol")
+    result = run_one(cfg, "kademlia", 0.0, 60, lambda _n: None)
+    assert sum(r.success for r in result.records) >= 57 and "protocol build" in result.note
+    with pytest.raises(OverlayParamError):
+        replace(cfg, kademlia_join="teleport").validate()

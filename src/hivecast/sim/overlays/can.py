@@ -17,6 +17,8 @@ from hivecast.sim.overlays.base import DETECT, TIMEOUT, Overlay
 from hivecast.sim.overlays.workload import Workload, item_point
 from hivecast.sim.workload import LookupRecord
 
+MEMO_ITEMS = 200  # the most popular items (Zipf ranks 1..200, about 2/3 of lookups) have routes remembered
+
 Box = tuple[tuple[float, ...], tuple[float, ...]]
 
 
@@ -26,14 +28,21 @@ def _contains(box: Box, p: tuple[float, ...]) -> bool:
 
 
 def _dist2(box: Box, p: tuple[float, ...]) -> float:
-    """Squared distance on the torus from a point to a box."""
+    """Squared distance on the torus from a point to a box (0 exactly when the box holds it).
+
+    Coordinates are in [0, 1): a point below the box is `lo - x` away one way round and
+    `x - hi + 1` the other; above it, `x - hi` and `lo - x + 1`."""
     lo, hi = box
     total = 0.0
-    for i, x in enumerate(p):
-        if lo[i] <= x < hi[i]:
+    for low, high, x in zip(lo, hi, p, strict=True):
+        if x < low:
+            a = low - x
+            b = x - high + 1.0
+        elif x >= high:
+            a = low - x + 1.0
+            b = x - high
+        else:
             continue
-        a = (lo[i] - x) % 1.0
-        b = (x - hi[i]) % 1.0
         m = a if a < b else b
         total += m * m
     return total
@@ -85,38 +94,87 @@ class Can(Overlay):
         self.nodes: dict[int, CanNode] = {}
         self._serial = 0
         self.hop_limit = 64 + 8 * d * round(workload.nodes ** (1.0 / d))
+        self._memo: dict[int, dict[int, int]] = {}  # item -> {node: next hop, or -1: owns the point}
 
     def _adjacent(self, a: int, b: int) -> bool:
         return any(_abut(x, y) for x in self.nodes[a].boxes for y in self.nodes[b].boxes)
 
-    def _route(self, start: int, p: tuple[float, ...]) -> tuple[int | None, int, int, float]:
-        """Greedy routing: (owner or None, hops, messages, latency)."""
+    def _route(self, start: int, p: tuple[float, ...], memo_key: int | None = None
+               ) -> tuple[int | None, int, int, float]:
+        """Greedy routing: (owner or None, hops, messages, latency). Each step forwards to the
+        neighbour whose zone is nearest the point (ties: the lower id), if it is nearer than ours;
+        a dead neighbour costs a time-out and the next nearest is tried.
+
+        A step's choice depends only on the zones and on which nodes are alive, so for the most
+        popular items (`memo_key`, the item, below MEMO_ITEMS) the steps that met no dead neighbour
+        are remembered per node until the next join, crash or takeover, and replayed."""
+        nodes = self.nodes
+        load = self.load
+        base = self.latency.base
+        rate = 1.0 / self.latency.jitter if self.latency.jitter > 0 else 0.0
+        draw = self.lat_rng.expovariate
         current = start
         hops = 0
         messages = 0
         latency = 0.0
+        memo = None
+        if memo_key is not None and memo_key < MEMO_ITEMS:
+            memo = self._memo.get(memo_key)
+            if memo is None:
+                memo = self._memo[memo_key] = {}
         while hops <= self.hop_limit:
-            node = self.nodes[current]
-            if any(_contains(b, p) for b in node.boxes):
-                return current, hops, messages, latency
-            here = node.dist2(p)
-            options = sorted((self.nodes[n].dist2(p), n) for n in node.neighbours if n in self.nodes)
-            moved = False
-            for dist, n in options:
-                if dist >= here:
-                    break
-                messages += 1
-                if not self.nodes[n].alive:
-                    latency += TIMEOUT
+            if memo is not None:
+                step = memo.get(current)
+                if step is not None:
+                    if step < 0:
+                        return current, hops, messages, latency
+                    current = step
+                    messages += 1
+                    load[current] += 1
+                    latency += base + draw(rate) if rate else base
+                    hops += 1
                     continue
-                self.load[n] += 1
-                latency += self.delay()
-                current = n
-                hops += 1
-                moved = True
-                break
-            if not moved:
+            node = nodes[current]
+            boxes = node.boxes
+            here = _dist2(boxes[0], p) if len(boxes) == 1 else min(_dist2(b, p) for b in boxes)
+            if here == 0.0:
+                if memo is not None:
+                    memo[current] = -1
+                return current, hops, messages, latency
+            options: list[tuple[float, int]] = []
+            for n in node.neighbours:
+                other = nodes.get(n)
+                if other is None:
+                    continue
+                ob = other.boxes
+                options.append((_dist2(ob[0], p) if len(ob) == 1 else min(_dist2(b, p) for b in ob), n))
+            if not options:
                 return None, hops, messages, latency
+            best = min(options)
+            if best[0] >= here:
+                return None, hops, messages, latency
+            chosen = -1
+            if nodes[best[1]].alive:
+                chosen = best[1]
+                messages += 1
+                if memo is not None:
+                    memo[current] = chosen
+            else:
+                for dist, n in sorted(options):
+                    if dist >= here:
+                        break
+                    messages += 1
+                    if not nodes[n].alive:
+                        latency += TIMEOUT
+                        continue
+                    chosen = n
+                    break
+                if chosen < 0:
+                    return None, hops, messages, latency
+            current = chosen
+            load[current] += 1
+            latency += base + draw(rate) if rate else base
+            hops += 1
         return None, hops, messages, latency
 
     # -- membership -------------------------------------------------------------------------------
@@ -132,6 +190,7 @@ class Can(Overlay):
             self.join_one()
 
     def join_one(self) -> None:
+        self._memo.clear()
         p = tuple(self.rng.random() for _ in range(self.d))
         start = self.live[self.rng.randrange(len(self.live))]
         owner, _, _, _ = self._route(start, p)
@@ -170,6 +229,7 @@ class Can(Overlay):
         victim = self.live[self.rng.randrange(len(self.live))]
         self.remove_live(victim)
         self.nodes[victim].alive = False
+        self._memo.clear()
         self.clock.call_later(DETECT, lambda: self._takeover(victim))
 
     def _takeover(self, dead: int) -> None:
@@ -182,6 +242,7 @@ class Can(Overlay):
         heir = self.nodes[taker]
         heir.boxes.extend(node.boxes)
         del self.nodes[dead]
+        self._memo.clear()
         for n in node.neighbours:
             if n not in self.nodes:
                 continue
@@ -194,7 +255,7 @@ class Can(Overlay):
     # -- lookups ----------------------------------------------------------------------------------
     def lookup(self, index: int, source: int, item: int) -> LookupRecord:
         p = item_point(self.seed, item, self.d)
-        owner, hops, messages, latency = self._route(source, p)
+        owner, hops, messages, latency = self._route(source, p, item)
         ok = owner is not None and self.nodes[owner].alive and any(_contains(b, p) for b in self.nodes[owner].boxes)
         if owner is not None and owner != source:
             messages += 1  # the owner's answer straight back to the source

@@ -10,10 +10,23 @@ Zipf-drawn item.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
 from hivecast.sim.overlays.base import DETECT, Overlay
 from hivecast.sim.overlays.workload import Workload
 from hivecast.sim.rng import derive_rng
 from hivecast.sim.workload import LookupRecord
+
+
+@dataclass(slots=True)
+class _Flood:
+    dist: np.ndarray  # depth at which each node was first reached (-1: not reached)
+    messages: list[int]  # query messages sent by the nodes of each depth 0, 1, ...
+    targets: list[np.ndarray]  # their receivers (one entry per message)
 
 
 class Flooding(Overlay):
@@ -30,9 +43,14 @@ class Flooding(Overlay):
         self.holders: dict[int, set[int]] = {}  # item -> nodes
         self._serial = 0
         self._join_items = workload.items("join-items") if workload.churn > 0 else []
+        self._adj: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._stamp = np.zeros(0, dtype=np.int64)
+        cap = workload.nodes + len(workload.churn_times())
+        self._load = np.zeros(cap, dtype=np.int64)  # messages received per node
 
     # -- membership -------------------------------------------------------------------------------
     def _link(self, a: int, b: int) -> None:
+        self._adj = None
         if a != b:
             self.links[a].add(b)
             self.links[b].add(a)
@@ -40,6 +58,7 @@ class Flooding(Overlay):
     def _new_node(self) -> int:
         node = self._serial
         self._serial += 1
+        self._adj = None
         self.links[node] = set()
         self.holds[node] = set()
         self.add_live(node)
@@ -74,24 +93,10 @@ class Flooding(Overlay):
         return max(1, depths[min(len(depths) - 1, int(target * len(depths)))])
 
     def _nearest(self, source: int, item: int) -> int:
-        holders = self.holders.get(item, set())
-        if source in holders:
+        if source in self.holders.get(item, ()):
             return 0
-        seen = {source}
-        frontier = [source]
-        depth = 0
-        while frontier:
-            depth += 1
-            nxt = []
-            for u in frontier:
-                for v in self.links[u]:
-                    if v not in seen:
-                        if v in holders:
-                            return depth
-                        seen.add(v)
-                        nxt.append(v)
-            frontier = nxt
-        return 64
+        hits = self._hit_depths(self._bfs(source, 64), self._holders_array(item), 64)
+        return int(hits.min()) if len(hits) else 64
 
     def crash_one(self) -> None:
         victim = self.live[self.rng.randrange(len(self.live))]
@@ -99,6 +104,7 @@ class Flooding(Overlay):
         for item in self.holds.pop(victim):
             self.holders[item].discard(victim)
         neighbours = self.links.pop(victim)
+        self._adj = None
         for v in neighbours:
             self.links[v].discard(victim)
         self.clock.call_later(DETECT, lambda: self._relink(neighbours))
@@ -116,59 +122,183 @@ class Flooding(Overlay):
             self._give(node, self._join_items[node % len(self._join_items)])
 
     # -- search -----------------------------------------------------------------------------------
+    # A flood is computed on arrays: the graph as CSR adjacency (rebuilt only after the graph changed)
+    # and a level-by-level BFS. The counts are the message-level flood's exactly: a node first reached
+    # at depth d < TTL forwards the query to every neighbour but the one it came from (duplicates
+    # are counted as messages and as load, and dropped), so the query messages sent by depth-d nodes
+    # are sum(degree) - (number of depth-d nodes, when d > 0), and every holder first reached at
+    # depth <= TTL sends a hit of `depth` messages back along the query's path.
+    def _invalidate(self) -> None:
+        self._adj = None
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._adj is None:
+            cap = self._serial
+            order = sorted(self.links)
+            deg = np.zeros(cap, dtype=np.int64)
+            deg[order] = [len(self.links[n]) for n in order]
+            indptr = np.zeros(cap + 1, dtype=np.int64)
+            np.cumsum(deg, out=indptr[1:])
+            total = int(indptr[-1])
+            indices = np.fromiter(itertools.chain.from_iterable(self.links[n] for n in order), dtype=np.int64,
+                                  count=total)
+            self._adj = (indptr, indices, deg)
+        return self._adj
+
+    def _bfs(self, source: int, ttl: int) -> _Flood:
+        """Levels of a flood from `source` up to depth `ttl` (the depth-ttl level is reached but does
+        not forward): distances, query messages per sending depth, and each depth's message targets."""
+        indptr, indices, deg = self._arrays()
+        cap = len(deg)
+        dist = np.full(cap, -1, dtype=np.int64)
+        dist[source] = 0
+        parent = np.full(cap, -1, dtype=np.int64)
+        stamp = self._stamp
+        if len(stamp) < cap:
+            stamp = self._stamp = np.zeros(cap, dtype=np.int64)
+        frontier = np.array([source], dtype=np.int64)
+        messages: list[int] = []
+        targets: list[np.ndarray] = []
+        for depth in range(ttl):
+            lens = deg[frontier]
+            total = int(lens.sum())
+            if total == 0:
+                break
+            starts = indptr[frontier]
+            offsets = np.cumsum(lens) - lens
+            senders = np.repeat(frontier, lens)
+            nb = indices[np.repeat(starts - offsets, lens) + np.arange(total)]
+            if depth > 0:
+                keep = nb != parent[senders]  # not back to the node it came from
+                nb = nb[keep]
+                senders = senders[keep]
+            messages.append(len(nb))
+            targets.append(nb)
+            fresh = dist[nb] < 0
+            cand = nb[fresh]
+            if len(cand) == 0:
+                break
+            # First copy of each newly reached node: mark positions, keep where the mark survived.
+            pos = np.arange(len(cand))
+            stamp[cand[::-1]] = pos[::-1]
+            first = stamp[cand] == pos
+            frontier = cand[first]
+            dist[frontier] = depth + 1
+            parent[frontier] = senders[fresh][first]
+        return _Flood(dist, messages, targets)
+
+    def _holders_array(self, item: int) -> np.ndarray:
+        return np.fromiter(self.holders.get(item, ()), dtype=np.int64)
+
+    @staticmethod
+    def _hit_depths(flood: _Flood, holders: np.ndarray, ttl: int) -> np.ndarray:
+        d = flood.dist[holders] if len(holders) else holders
+        return d[(d > 0) & (d <= ttl)]
+
+    def _add_load(self, flood: _Flood, weights: list[int]) -> None:
+        for targets, weight in zip(flood.targets, weights, strict=False):
+            if weight and len(targets):
+                counts = np.bincount(targets, minlength=len(self._load))
+                self._load[: len(counts)] += weight * counts[: len(self._load)]
+
     def flood(self, source: int, item: int, ttl: int) -> tuple[int, int, int, float]:
         """One flood: (depth of the nearest copy or -1, query messages, hit replies, latency)."""
-        holders = self.holders.get(item, set())
-        if source in holders:
+        if source in self.holders.get(item, ()):
             return 0, 0, 0, 0.0
-        seen = {source}
-        frontier = [(source, -1)]
-        messages = 0
-        replies = 0
-        found = -1
-        latency = 0.0
-        for depth in range(1, ttl + 1):
-            nxt: list[tuple[int, int]] = []
-            for u, parent in frontier:
-                for v in self.links[u]:
-                    if v == parent:
-                        continue
-                    messages += 1
-                    self.load[v] += 1
-                    if v in seen:
-                        continue  # duplicate: dropped, not forwarded
-                    seen.add(v)
-                    if v in holders:
-                        replies += depth  # the hit travels back along the query's path
-                        if found < 0:
-                            found = depth
-                            latency = sum(self.delay() for _ in range(2 * depth))
-                    nxt.append((v, u))
-            frontier = nxt
-            if not frontier:
-                break
-        return found, messages, replies, latency
+        flood = self._bfs(source, ttl)
+        hits = self._hit_depths(flood, self._holders_array(item), ttl)
+        self._add_load(flood, [1] * ttl)
+        found = int(hits.min()) if len(hits) else -1
+        latency = sum(self.delay() for _ in range(2 * found)) if found > 0 else 0.0
+        return found, sum(flood.messages[:ttl]), int(hits.sum()), latency
+
+    def _outcome(self, flood: _Flood, holders: np.ndarray) -> tuple[int, int, list[int]]:
+        """(found depth or -1, messages, load weight per sending depth) of one lookup."""
+        assert self.ttl is not None
+        ttl = self.ttl
+        hits = self._hit_depths(flood, holders, ttl)
+        found = int(hits.min()) if len(hits) else -1
+        return found, sum(flood.messages[:ttl]) + int(hits.sum()), [1] * ttl
+
+    def _record(self, index: int, source: int, item: int, found: int, messages: int) -> LookupRecord:
+        latency = sum(self.delay() for _ in range(2 * found)) if found > 0 else 0.0
+        return self.record(index, source, item, found >= 0, max(found, 0), messages, latency)
 
     def lookup(self, index: int, source: int, item: int) -> LookupRecord:
         assert self.ttl is not None
-        found, messages, replies, latency = self.flood(source, item, self.ttl)
-        return self.record(index, source, item, found >= 0, max(found, 0), messages + replies, latency)
+        if source in self.holders.get(item, ()):
+            return self._record(index, source, item, 0, 0)
+        flood = self._bfs(source, self.ttl)
+        found, messages, weights = self._outcome(flood, self._holders_array(item))
+        self._add_load(flood, weights)
+        return self._record(index, source, item, found, messages)
+
+    def run(self, progress: Callable[[int], None] | None = None) -> list[LookupRecord]:
+        if self.w.churn > 0:
+            return super().run(progress)
+        # A static graph: a flood's levels depend on its source only, so each source is flooded once
+        # for all of its lookups (the counts are those of flooding once per lookup; the latency
+        # draws still happen in lookup order).
+        self.build()
+        self.built()
+        assert self.ttl is not None
+        items = self.w.items()
+        sources = [self.live[self.src_rng.randrange(len(self.live))] for _ in items]
+        by_source: dict[int, list[int]] = {}
+        for i, source in enumerate(sources):
+            by_source.setdefault(source, []).append(i)
+        outcome: list[tuple[int, int]] = [(0, 0)] * len(items)
+        for source, indices in by_source.items():
+            flood: _Flood | None = None
+            total = [0] * self.ttl
+            for i in indices:
+                item = items[i]
+                if source in self.holders.get(item, ()):
+                    continue  # found at home: no flood, no messages
+                if flood is None:
+                    flood = self._bfs(source, self.ttl)
+                found, messages, weights = self._outcome(flood, self._holders_array(item))
+                outcome[i] = (found, messages)
+                total = [a + b for a, b in zip(total, weights, strict=True)]
+            if flood is not None:
+                self._add_load(flood, total)
+            if progress is not None:
+                progress(len(indices))
+        return [self._record(i, sources[i], items[i], *outcome[i]) for i in range(len(items))]
+
+    def loads(self) -> list[int]:
+        return [int(self._load[n]) for n in self.live]
 
     def state_sizes(self) -> list[int]:
         return [len(self.links[n]) for n in self.live]
 
 
 class ExpandingRing(Flooding):
+    """Floods with TTL 1, 2, ... up to the flooding TTL until one finds a copy. Ring t repeats the
+    first t levels of the same flood, so one BFS gives every ring's counts: a message sent at depth
+    d is sent again in every ring t > d."""
+
     design = "expanding-ring"
 
-    def lookup(self, index: int, source: int, item: int) -> LookupRecord:
+    def _outcome(self, flood: _Flood, holders: np.ndarray) -> tuple[int, int, list[int]]:
         assert self.ttl is not None
+        ttl = self.ttl
+        hits = self._hit_depths(flood, holders, ttl)
+        found = int(hits.min()) if len(hits) else -1
+        rings = found if found > 0 else ttl
+        sent = [flood.messages[d] if d < len(flood.messages) else 0 for d in range(ttl)]
         total = 0
-        elapsed = 0.0
-        for ttl in range(1, self.ttl + 1):
-            found, messages, replies, latency = self.flood(source, item, ttl)
-            total += messages + replies
-            if found >= 0:
-                return self.record(index, source, item, True, found, total, elapsed + latency)
-            elapsed += 2 * ttl * self.latency.base + 1.0  # wait out the ring before widening it
-        return self.record(index, source, item, False, 0, total, elapsed)
+        for t in range(1, rings + 1):
+            total += sum(sent[:t]) + int(hits[hits <= t].sum())
+        return found, total, [max(0, rings - d) for d in range(ttl)]
+
+    def _record(self, index: int, source: int, item: int, found: int, messages: int) -> LookupRecord:
+        assert self.ttl is not None
+        if found == 0:
+            return self.record(index, source, item, True, 0, messages, 0.0)
+        rings = found if found > 0 else self.ttl + 1
+        elapsed = sum(2 * t * self.latency.base + 1.0 for t in range(1, rings))  # each ring waited out
+        if found < 0:
+            return self.record(index, source, item, False, 0, messages, elapsed)
+        latency = sum(self.delay() for _ in range(2 * found))
+        return self.record(index, source, item, True, found, messages, elapsed + latency)

@@ -10,6 +10,7 @@ dead holders: that is a failure, never a success.
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from hivecast.sim.overlays.base import DETECT, Overlay
 from hivecast.sim.overlays.workload import Workload
@@ -27,6 +28,7 @@ class _Indexed(Overlay):
         self.home: dict[int, int] = {}  # peer -> index node it registered with
         self.index: dict[int, dict[int, set[int]]] = {}  # index node -> item -> registered peers
         self.churnable: list[int] = []
+        self.item_index: dict[int, set[int]] = {}  # item -> index nodes that have had an entry for it
         self._serial = 0
         self._join_items = workload.items("join-items") if workload.churn > 0 else []
 
@@ -47,6 +49,7 @@ class _Indexed(Overlay):
     def _register(self, peer: int, item: int) -> None:
         self.holds[peer].add(item)
         self.index[self.home[peer]].setdefault(item, set()).add(peer)
+        self.item_index.setdefault(item, set()).add(self.home[peer])
 
     def build(self) -> None:
         for _ in range(self.w.nodes):
@@ -121,6 +124,8 @@ class SuperPeer(_Indexed):
         self.degree = degree
         self.links: dict[int, set[int]] = {s: set() for s in self.supers}
         self.ttl = max(1, math.ceil(math.log(max(2, len(self.supers))) / math.log(max(2, degree - 1))) + 1)
+        self._flood_levels: dict[int, tuple[dict[int, int], list[int], list[list[int]]]] = {}
+        self._floods: Counter[tuple[int, int]] = Counter()  # (start, last depth) -> floods
 
     def _index_nodes(self) -> list[int]:
         return self.supers
@@ -137,45 +142,82 @@ class SuperPeer(_Indexed):
                     self.links[s].add(t)
                     self.links[t].add(s)
 
-    def lookup(self, index: int, source: int, item: int) -> LookupRecord:
-        if item in self.holds.get(source, ()):
-            return self.record(index, source, item, True, 0, 0, 0.0)
-        start = self.home[source]
-        messages = 0 if start == source else 1
-        hops0 = messages
-        self.load[start] += 1
-        seen = {start}
+    def _levels(self, start: int) -> tuple[dict[int, int], list[int], list[list[int]]]:
+        """The flood among super-peers from `start` (the super-peer graph never changes): each
+        super-peer's depth, cumulative query messages after each depth, and each depth's receivers
+        (duplicates included). A node forwards to every neighbour but the one it came from."""
+        levels = self._flood_levels.get(start)
+        if levels is not None:
+            return levels
+        depth_of = {start: 0}
         frontier = [(start, -1)]
-        found = -1
-        replies = 0
-        hit = self._answer(start, item)
-        if any(h in self.alive for h in hit):
-            found = 0
-        elif hit:
-            replies += 1  # a stale answer: names only crashed peers
+        cumulative = [0]
+        targets: list[list[int]] = [[]]
         for depth in range(1, self.ttl + 1):
-            if found >= 0:
-                break
             nxt: list[tuple[int, int]] = []
+            sent: list[int] = []
             for u, parent in frontier:
                 for v in self.links[u]:
                     if v == parent:
                         continue
-                    messages += 1
-                    self.load[v] += 1
-                    if v in seen:
+                    sent.append(v)
+                    if v in depth_of:
                         continue
-                    seen.add(v)
+                    depth_of[v] = depth
                     nxt.append((v, u))
-                    answer = self._answer(v, item)
-                    if answer:
-                        replies += depth + hops0
-                        if found < 0 and any(h in self.alive for h in answer):
-                            found = depth
+            cumulative.append(cumulative[-1] + len(sent))
+            targets.append(sent)
             frontier = nxt
+        levels = self._flood_levels[start] = (depth_of, cumulative, targets)
+        return levels
+
+    def lookup(self, index: int, source: int, item: int) -> LookupRecord:
+        if item in self.holds.get(source, ()):
+            return self.record(index, source, item, True, 0, 0, 0.0)
+        start = self.home[source]
+        hops0 = 0 if start == source else 1
+        self.load[start] += 1
+        replies = 0
+        found = -1
+        alive = self.alive
+        hit = self._answer(start, item)
+        if any(h in alive for h in hit):
+            found = 0
+        elif hit:
+            replies += 1  # a stale answer: names only crashed peers
+        messages = hops0
+        if found < 0:
+            # Flood level by level until the depth where a live holder is first named (that depth
+            # is finished: every super-peer at it answers), or the TTL. The levels are the same for
+            # every flood from `start`; only the super-peers indexing the item need looking at.
+            depth_of, cumulative, _ = self._levels(start)
+            answers: list[int] = []
+            for v in self.item_index.get(item, ()):
+                d = depth_of.get(v, 0)
+                if d == 0:
+                    continue  # unreachable within the TTL, or the start itself
+                answer = self.index[v].get(item)
+                if not answer:
+                    continue
+                answers.append(d)
+                if (found < 0 or d < found) and any(h in alive for h in answer):
+                    found = d
+            last = found if found > 0 else self.ttl
+            messages += cumulative[last]
+            replies += sum(d + hops0 for d in answers if d <= last)
+            self._floods[(start, last)] += 1
         hops = hops0 + max(found, 0)
         latency = sum(self.delay() for _ in range(2 * hops))
         return self.record(index, source, item, found >= 0, hops, messages + replies, latency)
+
+    def loads(self) -> list[int]:
+        load = Counter(self.load)
+        for (start, last), count in self._floods.items():
+            targets = self._levels(start)[2]
+            for depth in range(1, last + 1):
+                for v in targets[depth]:
+                    load[v] += count
+        return [load.get(n, 0) for n in self.live]
 
     def state_sizes(self) -> list[int]:
         sizes = []

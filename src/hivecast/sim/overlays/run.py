@@ -2,16 +2,15 @@
 a summary table (CSV and Markdown) with each design's measured figures beside its paper's
 prediction, and PNG plots.
 
-Chord and Kademlia are the DHT issue's simulations, run unchanged through their own interface
-(uniform random keys, churn applied in bursts between rounds of lookups); the others are this
-package's designs on the shared workload. Flooding touches a large part of the network per lookup,
-so flooding, expanding ring and the two DHT simulations run a capped number of lookups (stated in
-the summary).
+Every design runs the same workload (`overlays.workload`); Chord and Kademlia are the DHT issue's
+simulations (the real node cores, message by message) driven by it through `overlays.dht`.
+`flood_lookups` and `dht_lookups` optionally cap those designs' lookup counts (off by default).
 """
 
 from __future__ import annotations
 
 import csv
+import gc
 import math
 import statistics
 from collections.abc import Callable, Iterable
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from hivecast.sim.overlays.base import Overlay
 from hivecast.sim.overlays.can import Can
+from hivecast.sim.overlays.dht import ChordOverlay, KademliaOverlay
 from hivecast.sim.overlays.flooding import ExpandingRing, Flooding
 from hivecast.sim.overlays.hybrid import CentralIndex, SuperPeer
 from hivecast.sim.overlays.pastry import Pastry
@@ -36,8 +36,9 @@ class RunConfig:
     b: int = 4
     degree: int = 6
     designs: tuple[str, ...] = ALL_DESIGNS
-    flood_lookups: int = 2000
-    dht_lookups: int = 2000
+    flood_lookups: int | None = None  # optional caps (None: every design runs the workload's count)
+    dht_lookups: int | None = None
+    kademlia_join: str = "converged"
     churn_levels: tuple[float, ...] = ()
 
     def validate(self) -> None:
@@ -52,8 +53,11 @@ class RunConfig:
         unknown = [d for d in self.designs if d not in ALL_DESIGNS]
         if unknown:
             raise OverlayParamError(f"unknown design {unknown[0]!r}; choose from {', '.join(ALL_DESIGNS)}")
-        if self.flood_lookups < 1 or self.dht_lookups < 1:
+        if (self.flood_lookups is not None and self.flood_lookups < 1) or (
+                self.dht_lookups is not None and self.dht_lookups < 1):
             raise OverlayParamError("--flood-lookups and --dht-lookups must be at least 1")
+        if self.kademlia_join not in ("converged", "protocol"):
+            raise OverlayParamError(f"--kademlia-join is 'converged' or 'protocol' (got {self.kademlia_join!r})")
         for level in self.levels():
             if not 0.0 <= level <= 10.0:
                 raise OverlayParamError(f"churn levels are fractions per hour in [0, 10] (got {level})")
@@ -91,59 +95,22 @@ def prediction(design: str, nodes: int) -> tuple[str, float | None]:
 
 def _overlay_result(sim: Overlay, churn: float, records: list[LookupRecord], note: str = "",
                     extra: dict[str, float] | None = None) -> DesignResult:
-    loads = [sim.load.get(n, 0) for n in sim.live]
+    loads = sim.loads()
     if isinstance(sim, CentralIndex):
         loads.append(sim.load.get(CentralIndex.SERVER, 0))
     return DesignResult(sim.design, churn, records, loads, sim.state_sizes(), note, extra or {})
 
 
-def _run_dht(design: str, w: Workload, count: int, progress: Callable[[int], None]) -> DesignResult:
-    # Imported here: the DHT simulations pull in their node cores, unused by the other designs.
-    from hivecast.sim.chord import ChordSim
-    from hivecast.sim.kademlia import KademliaSim
-
-    rounds = 4 if w.churn > 0 else 1
-    per = [count // rounds + (1 if i < count % rounds else 0) for i in range(rounds)]
-    records: list[LookupRecord] = []
-    if design == "chord":
-        chord = ChordSim(seed=w.seed)
-        chord.build(w.nodes)
-        for n in per:
-            if w.churn > 0:
-                chord.churn(w.churn / rounds)
-            records += chord.lookups(n, churn=w.churn, start_index=len(records))
-            progress(n)
-        hosts = list(chord.hosts.values())
-        state = [len({f.id for f in h.node.fingers if f is not None} | {s.id for s in h.node.successors})
-                 for h in hosts]
-        load = [h.node.handled for h in hosts]
-        return DesignResult("chord", w.churn, records, load, state,
-                            f"{count:,} uniform random keys" + (f"; churn in {rounds} bursts, 60 s of stabilization each"
-                                                                if w.churn > 0 else "; exact fingers"))
-    kad = KademliaSim(seed=w.seed)
-    kad.build(w.nodes)
-    kad.announce(min(200, w.catalogue))
-    for n in per:
-        if w.churn > 0:
-            kad.churn(w.churn / rounds)
-        records += kad.lookups(n, churn=w.churn, start_index=len(records))
-        progress(n)
-    state = [len(h.node.table) for h in kad.hosts.values()]
-    load = [kad.net.received_by.get(a, 0) for a in kad.hosts]
-    return DesignResult("kademlia", w.churn, records, load, state,
-                        f"{count:,} lookups of {min(200, w.catalogue)} announced keys"
-                        + (f"; churn in {rounds} bursts" if w.churn > 0 else ""))
-
-
 def plan(cfg: RunConfig) -> list[tuple[str, float, int]]:
     """(design, churn level, lookups) in run order."""
     out = []
+    n = cfg.workload.lookups
     for level in cfg.levels():
         for design in cfg.designs:
             if design in ("flooding", "expanding-ring"):
-                out.append((design, level, min(cfg.workload.lookups, cfg.flood_lookups)))
+                out.append((design, level, min(n, cfg.flood_lookups or n)))
             elif design in ("chord", "kademlia"):
-                out.append((design, level, min(cfg.workload.lookups, cfg.dht_lookups)))
+                out.append((design, level, min(n, cfg.dht_lookups or n)))
             elif design == "can":
                 out += [(f"can-d{d}", level, cfg.workload.lookups) for d in cfg.dims]
             elif design == "pastry":
@@ -156,8 +123,6 @@ def plan(cfg: RunConfig) -> list[tuple[str, float, int]]:
 def run_one(cfg: RunConfig, design: str, level: float, count: int,
             progress: Callable[[int], None]) -> DesignResult:
     w = replace(cfg.workload, churn=level, lookups=count)
-    if design in ("chord", "kademlia"):
-        return _run_dht(design, w, count, progress)
     sim: Overlay
     extra: dict[str, float] = {}
     if design == "flooding":
@@ -172,9 +137,16 @@ def run_one(cfg: RunConfig, design: str, level: float, count: int,
         sim = Can(w, d=int(design[5:]))
     elif design.startswith("pastry-b"):
         sim = Pastry(w, b=int(design[8:]))
+    elif design == "chord":
+        sim = ChordOverlay(w)
+    elif design == "kademlia":
+        sim = KademliaOverlay(w, join=cfg.kademlia_join)
     else:  # pragma: no cover - plan() only yields the names above
         raise OverlayParamError(f"unknown design {design}")
-    records = sim.run(progress)
+    try:
+        records = sim.run(progress)
+    finally:
+        gc.unfreeze()  # the design's objects may go once its figures are taken
     note = ""
     if isinstance(sim, Flooding):
         extra["ttl"] = float(sim.ttl or 0)
@@ -182,7 +154,21 @@ def run_one(cfg: RunConfig, design: str, level: float, count: int,
     elif isinstance(sim, SuperPeer):
         extra["ttl"] = float(sim.ttl)
         note = f"{len(sim.supers)} super-peers, TTL {sim.ttl} among them"
+    elif isinstance(sim, KademliaOverlay):
+        note = (f"{cfg.kademlia_join} build; {sim.announces:,} announces (holders, every 15 min); "
+                f"{count:,} lookups; {_traffic(sim)}")
+    elif isinstance(sim, ChordOverlay):
+        note = ("exact fingers at rest" if level == 0 else
+                f"stabilize + one finger + predecessor check every {sim.config.stabilize_every:g} s")
+        note += f"; {_traffic(sim)}"
     return _overlay_result(sim, level, records, note, extra)
+
+
+def _traffic(sim: KademliaOverlay | ChordOverlay) -> str:
+    """All messages on the simulated network (lookups, announces, pings, refreshes, stabilization),
+    per live node and minute of virtual time: the maintenance cost the per-lookup column leaves out."""
+    minutes = max(sim.clock.now, 1.0) / 60.0
+    return f"all traffic {sim.sim.net.sent / max(1, len(sim.live)) / minutes:.1f} messages per node per minute"
 
 
 def summary_rows(results: Iterable[DesignResult]) -> list[dict[str, str]]:

@@ -72,11 +72,7 @@ class ChordSim:
             # that only move in tick() (after which there is no wake-up left) or with a request:
             # without a new request the scheduled wake-up is still the earliest.
             return
-        wake = node.next_wakeup(self.clock.now)
-        if wake is not None and (current is None or current.cancelled or wake < current.at):
-            if current is not None:
-                current.cancel()
-            host.wake = self.clock.call_at(wake, self._tick, host)
+        host.wake = self.clock.keep_earliest(current, node.next_wakeup(self.clock.now), self._tick, host)
 
     def flush(self, host: _Host) -> None:
         """Send what the host's core queued, pass on its events and schedule its next wake-up."""

@@ -46,6 +46,16 @@ class VirtualClock:
     def call_later(self, delay: float, callback: Callable[..., None], *args: Any) -> Timer:
         return self.call_at(self.now + delay, callback, *args)
 
+    def keep_earliest(self, current: Timer | None, at: float | None, callback: Callable[..., None],
+                      *args: Any) -> Timer | None:
+        """One wake-up per node: the timer that stands, `current` or a new one at `at` if that is
+        earlier (or `current` was cancelled); `at` None asks for nothing new."""
+        if at is None or (current is not None and not current.cancelled and current.at <= at):
+            return current
+        if current is not None:
+            current.cancel()
+        return self.call_at(at, callback, *args)
+
     def post(self, at: float, callback: Callable[..., None], args: tuple[Any, ...]) -> None:
         """Schedule without a cancellable handle (the network's deliveries: the cheapest path)."""
         self._seq += 1

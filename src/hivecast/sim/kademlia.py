@@ -80,11 +80,7 @@ class KademliaSim:
             # Every deadline a core keeps is a query's send time plus a constant, and answers only
             # remove deadlines: without a new query the scheduled wake-up is still the earliest.
             return
-        wake = node.next_wakeup(self.clock.now)
-        if wake is not None and (current is None or current.cancelled or wake < current.at):
-            if current is not None:
-                current.cancel()
-            host.wake = self.clock.call_at(wake, self._tick, host)
+        host.wake = self.clock.keep_earliest(current, node.next_wakeup(self.clock.now), self._tick, host)
 
     def flush(self, host: _Host) -> None:
         """Send what the host's core queued, pass on its events and schedule its next wake-up."""

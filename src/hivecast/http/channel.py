@@ -173,26 +173,25 @@ class RawChannel:
         return 0 if t is None else t.get_write_buffer_size()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        t = self._owner.transport
-        if t is None or t.is_closing():
-            raise ConnectionReset("write on a closed connection", address=self.peer)
-        if t.get_write_buffer_size() + len(data) > self._owner.write_buffer_max:
-            t.abort()
-            raise BufferLimitExceeded("peer reads too slowly: write buffer over the limit", address=self.peer)
-        t.write(data)
+        self._transport_for(len(data)).write(data)
 
     def writelines(self, chunks: list[bytes]) -> None:
         """Several buffers in one go (one `writev` on uvloop): a frame head and its payload need no join."""
-        t = self._owner.transport
-        if t is None or t.is_closing():
-            raise ConnectionReset("write on a closed connection", address=self.peer)
         total = 0
         for c in chunks:
             total += len(c)
-        if t.get_write_buffer_size() + total > self._owner.write_buffer_max:
+        self._transport_for(total).writelines(chunks)
+
+    def _transport_for(self, size: int) -> asyncio.Transport:
+        """The transport, if it is open and `size` more bytes keep its buffer under the hard limit;
+        past the limit the connection is aborted (a slow reader is never buffered without bound)."""
+        t = self._owner.transport
+        if t is None or t.is_closing():
+            raise ConnectionReset("write on a closed connection", address=self.peer)
+        if t.get_write_buffer_size() + size > self._owner.write_buffer_max:
             t.abort()
             raise BufferLimitExceeded("peer reads too slowly: write buffer over the limit", address=self.peer)
-        t.writelines(chunks)
+        return t
 
     async def drain(self, timeout: float | None = None) -> None:
         try:

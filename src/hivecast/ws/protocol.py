@@ -133,8 +133,8 @@ class WebSocketProtocol:
 
     # ---- input ----
     def receive_data(self, data: bytes) -> None:
-        if self.state is _CLOSED or self._close_received or self._held_failure is not None:
-            return  # section 5.5.1: nothing after the close frame counts (nor after broken framing)
+        if self._reading_over():
+            return
         self._parser.feed(data)
         self._parse()
 
@@ -158,6 +158,7 @@ class WebSocketProtocol:
                 parser.settle()
 
     def _reading_over(self) -> bool:
+        # section 5.5.1: nothing after the close frame counts (nor after broken framing)
         return self.state is _CLOSED or self._close_received or self._held_failure is not None
 
     def _parse(self) -> None:
